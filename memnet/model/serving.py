@@ -1,0 +1,109 @@
+"""The contract between a served model and the server's query engine.
+
+The server never touches torch: it asks a ``ServedModel`` to encode text and to
+answer queries against a ``MemorySource`` (a bank's search, adapted). Both the
+text models (MemN2N / KV-MemNN checkpoints) and the pass-through vector model
+implement this protocol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+import numpy as np
+
+from memnet.store.types import Metric, SearchResult
+
+
+class AttentionMode(str, Enum):
+    SOFT = "soft"  # softmax over every memory of the bank (k = bank size)
+    SPARSE = "sparse"  # softmax over the top-k candidates proposed by the index
+    HARD = "hard"  # all weight on the best-scoring candidate
+
+
+class InputKind(str, Enum):
+    TEXT = "text"  # questions and memories are text, encoded with the model's vocabulary
+    VECTOR = "vector"  # callers bring their own key, value and query vectors
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+    input_kind: InputKind
+    key_dim: int | None  # None: any (pass-through model, the bank decides)
+    value_dim: int | None
+    default_hops: int
+    max_hops: int
+    metric: Metric  # the bank metric whose candidates match this model's attention scores
+    scoring: str  # "dot", "scaled_dot" or "cosine"
+    heads: int
+    attention_modes: tuple[AttentionMode, ...]
+    vocab_size: int  # 0 for vector models
+    answer_vocab: tuple[str, ...]  # empty when the model has no answer head
+    temporal_buckets: int  # recency ranks >= this share the last time embedding; 0 = none
+
+
+@dataclass(frozen=True)
+class EncodedTexts:
+    vectors: np.ndarray  # (N, D) float32
+    unknown_words: list[list[str]]  # per text, words not in the vocabulary (ignored)
+
+
+@dataclass(frozen=True)
+class EncodedMemories:
+    keys: np.ndarray  # (N, Dk) float32
+    values: np.ndarray  # (N, Dv) float32
+    unknown_words: list[list[str]]
+
+
+class MemorySource(Protocol):
+    """Where a model's hops look for memories: one bank, or one story in tests."""
+
+    def retrieve(self, queries: np.ndarray, k: int) -> SearchResult:
+        """Top-k candidates for (B, Dk) float32 queries, with keys and values filled in."""
+        ...
+
+    def size(self) -> int:
+        """Number of live memories (the k for AttentionMode.SOFT)."""
+        ...
+
+
+@dataclass(frozen=True)
+class HopAttention:
+    ids: list[list[str]]  # B lists of K memory ids ("" for padding)
+    scores: np.ndarray  # (B, K) float32 attention logits (before softmax)
+    weights: np.ndarray  # (B, K) float32 attention weights, 0 for padding; rows sum to 1
+
+
+@dataclass(frozen=True)
+class QueryOutput:
+    readout: np.ndarray  # (B, D) float32, the final controller state u_H
+    hops: list[HopAttention]  # one per hop, in order
+    answer_probs: np.ndarray | None  # (B, A) float32 softmax over info.answer_vocab, or None
+
+
+class ServedModel(Protocol):
+    info: ModelInfo
+
+    def encode_memories(self, texts: list[str]) -> EncodedMemories:
+        """Text → key and value vectors. Raises FailedPrecondition for vector models."""
+        ...
+
+    def encode_queries(self, texts: list[str]) -> EncodedTexts:
+        """Question text → (B, D) query vectors u₀. Raises FailedPrecondition for vector models."""
+        ...
+
+    def query(
+        self,
+        queries: np.ndarray,
+        memory: MemorySource,
+        *,
+        k: int,
+        hops: int | None = None,
+        mode: AttentionMode = AttentionMode.SPARSE,
+    ) -> QueryOutput:
+        """Attend over ``memory`` for (B, D) float32 queries u₀, hop by hop."""
+        ...

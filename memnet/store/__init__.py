@@ -1,0 +1,1 @@
+"""Durable memory banks: FAISS index + write-ahead log + snapshots."""
