@@ -1,0 +1,75 @@
+from memnet.api.v1 import bank_pb2 as _bank_pb2
+from memnet.api.v1 import query_pb2 as _query_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InputKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INPUT_KIND_UNSPECIFIED: _ClassVar[InputKind]
+    INPUT_KIND_TEXT: _ClassVar[InputKind]
+    INPUT_KIND_VECTOR: _ClassVar[InputKind]
+INPUT_KIND_UNSPECIFIED: InputKind
+INPUT_KIND_TEXT: InputKind
+INPUT_KIND_VECTOR: InputKind
+
+class Model(_message.Message):
+    __slots__ = ("name", "description", "input_kind", "key_dim", "value_dim", "default_hops", "max_hops", "metric", "scoring", "heads", "attention_modes", "vocab_size", "answer_vocabulary", "temporal_buckets", "is_default")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    INPUT_KIND_FIELD_NUMBER: _ClassVar[int]
+    KEY_DIM_FIELD_NUMBER: _ClassVar[int]
+    VALUE_DIM_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HOPS_FIELD_NUMBER: _ClassVar[int]
+    MAX_HOPS_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
+    HEADS_FIELD_NUMBER: _ClassVar[int]
+    ATTENTION_MODES_FIELD_NUMBER: _ClassVar[int]
+    VOCAB_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_VOCABULARY_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_BUCKETS_FIELD_NUMBER: _ClassVar[int]
+    IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    input_kind: InputKind
+    key_dim: int
+    value_dim: int
+    default_hops: int
+    max_hops: int
+    metric: _bank_pb2.Metric
+    scoring: str
+    heads: int
+    attention_modes: _containers.RepeatedScalarFieldContainer[_query_pb2.AttentionMode]
+    vocab_size: int
+    answer_vocabulary: _containers.RepeatedScalarFieldContainer[str]
+    temporal_buckets: int
+    is_default: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., input_kind: _Optional[_Union[InputKind, str]] = ..., key_dim: _Optional[int] = ..., value_dim: _Optional[int] = ..., default_hops: _Optional[int] = ..., max_hops: _Optional[int] = ..., metric: _Optional[_Union[_bank_pb2.Metric, str]] = ..., scoring: _Optional[str] = ..., heads: _Optional[int] = ..., attention_modes: _Optional[_Iterable[_Union[_query_pb2.AttentionMode, str]]] = ..., vocab_size: _Optional[int] = ..., answer_vocabulary: _Optional[_Iterable[str]] = ..., temporal_buckets: _Optional[int] = ..., is_default: _Optional[bool] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models",)
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[Model]
+    def __init__(self, models: _Optional[_Iterable[_Union[Model, _Mapping]]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class GetModelResponse(_message.Message):
+    __slots__ = ("model",)
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    model: Model
+    def __init__(self, model: _Optional[_Union[Model, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,57 @@
+"""The ``memnet`` command line: one module per subcommand, each with ``register(subparsers)``.
+
+Subcommand modules are imported only when the command line runs, so that
+``import memnet`` stays light.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from memnet import __version__
+from memnet.errors import MemnetError
+
+_COMMAND_MODULES = [
+    "memnet.cli.train",
+    "memnet.cli.eval",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="memnet",
+        description="memnet: a memory network served over gRPC, with its training tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"memnet {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args) or 0)
+    except MemnetError as error:
+        field = f" [{error.field}]" if error.field else ""
+        print(f"memnet {args.command}: error{field}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"memnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
