@@ -1,0 +1,36 @@
+"""Optional tqdm progress bars on stderr; a silent no-op when tqdm is not installed."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+from typing import Any
+
+
+class Progress:
+    """``with Progress(total, desc=..., enabled=...) as bar: bar.update(n)``."""
+
+    def __init__(self, total: int, *, desc: str, unit: str, enabled: bool) -> None:
+        self._bar: Any = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
+            self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
+
+    def update(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._bar is not None:
+            self._bar.close()

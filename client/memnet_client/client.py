@@ -1,0 +1,404 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2
+from memnet_client import _convert, _requests
+from memnet_client._base import (
+    DEFAULT_KEEPALIVE_S,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_WRITE_TIMEOUT_S,
+    ClientBase,
+    Stubs,
+)
+from memnet_client._call import RetryPolicy
+from memnet_client._channel import DEFAULT_TARGET, TlsConfig, open_channel
+from memnet_client._progress import Progress
+from memnet_client.errors import MemnetError
+from memnet_client.models import (
+    AttentionMode,
+    Bank,
+    CapacityPolicy,
+    IndexKind,
+    IndexSpec,
+    Memory,
+    MemoryPage,
+    Metric,
+    ModelInfo,
+    QueryResponse,
+    StreamWriteResult,
+    WriteMode,
+    WriteResult,
+)
+
+
+class MemnetClient(ClientBase):
+    """A blocking client of a memnet server; use it as a context manager or call ``close()``.
+
+    Args:
+        target: ``host:port`` of the server (default ``127.0.0.1:50051``).
+        api_key: sent as ``authorization: Bearer <api_key>`` with every call.
+        tls: a ``TlsConfig`` (CA, client certificate), True for TLS with the system's
+            roots, None/False for plaintext.
+        timeout_s: default deadline of reads and queries, in seconds (10).
+        write_timeout_s: default deadline of each write request, in seconds (60).
+        max_message_bytes: largest message sent or received (64 MiB; gRPC's own
+            default is 4 MiB). Writes are chunked under it.
+        keepalive_s: HTTP/2 keepalive ping interval, in seconds (300).
+        retry: backoff of idempotent calls that fail with UNAVAILABLE (4 attempts).
+        metadata: extra ``(key, value)`` pairs sent with every call.
+
+    Every method takes ``timeout_s`` to override the default deadline. Errors are
+    ``memnet_client.errors`` exceptions (all ``MemnetError``, a ``ValueError``).
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        api_key: str | None = None,
+        tls: TlsConfig | bool | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        retry: RetryPolicy | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        super().__init__(
+            target,
+            api_key=api_key,
+            tls=tls,
+            timeout_s=timeout_s,
+            write_timeout_s=write_timeout_s,
+            max_message_bytes=max_message_bytes,
+            keepalive_s=keepalive_s,
+            retry=retry,
+            metadata=metadata,
+        )
+        self.channel = open_channel(target, tls=self.tls, options=self._options)
+        self.stubs = Stubs.over(self.channel)
+
+    def _call(
+        self, rpc: str, request: object, timeout_s: float | None, *, idempotent: bool | None = None
+    ) -> Any:
+        """Every RPC of this client goes through here, into the one wrapper (``_call.Caller``)."""
+        method, retry, write = self._stub_method(rpc, idempotent)
+        return self._caller.call(
+            method, request, rpc=rpc, idempotent=retry, timeout_s=timeout_s, write=write
+        )
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self.channel.close()
+
+    def __enter__(self) -> MemnetClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # Banks.
+
+    def create_bank(
+        self,
+        name: str,
+        *,
+        model: str | None = None,
+        key_dim: int | None = None,
+        value_dim: int | None = None,
+        metric: Metric | None = None,
+        index: IndexKind | IndexSpec = "flat",
+        capacity: int | None = None,
+        capacity_policy: CapacityPolicy = "reject",
+        description: str = "",
+        timeout_s: float | None = None,
+    ) -> Bank:
+        """Create a bank; AlreadyExists if the name is taken. Not retried.
+
+        ``model`` None = the server's default text model; ``model="vector"`` needs
+        ``key_dim`` (Dk) and ``value_dim`` (Dv). ``metric`` None = the model's.
+        ``capacity`` = most live memories (None = unbounded), enforced per
+        ``capacity_policy`` ("reject" or "evict_oldest").
+        """
+        request = _requests.create_bank_request(
+            name,
+            model=model,
+            key_dim=key_dim,
+            value_dim=value_dim,
+            metric=metric,
+            index=index,
+            capacity=capacity,
+            capacity_policy=capacity_policy,
+            description=description,
+        )
+        response = self._call("CreateBank", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    def get_bank(self, name: str, *, timeout_s: float | None = None) -> Bank:
+        """Describe one bank (spec, memory count, last sequence number); NotFound if absent."""
+        request = bank_pb2.GetBankRequest(name=_requests.bank_name(name, field="name"))
+        response = self._call("GetBank", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    def list_banks(self, *, timeout_s: float | None = None) -> builtins.list[Bank]:
+        """Every bank the caller's API key may read."""
+        response = self._call("ListBanks", bank_pb2.ListBanksRequest(), timeout_s)
+        return [_convert.bank(b) for b in response.banks]
+
+    def delete_bank(self, name: str, *, timeout_s: float | None = None) -> None:
+        """Delete a bank and all its memories; NotFound if absent. Not retried."""
+        request = bank_pb2.DeleteBankRequest(name=_requests.bank_name(name, field="name"))
+        self._call("DeleteBank", request, timeout_s)
+
+    # Memories.
+
+    def write(
+        self,
+        bank: str,
+        texts: Sequence[str] | None = None,
+        *,
+        keys: Any = None,
+        values: Any = None,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        mode: WriteMode = "upsert",
+        chunk_bytes: int | None = None,
+        max_chunk_memories: int = _requests.DEFAULT_MAX_CHUNK_MEMORIES,
+        progress: bool = False,
+        timeout_s: float | None = None,
+    ) -> WriteResult:
+        """Write N memories durably, in as many WriteMemories requests as needed.
+
+        Text banks take ``texts`` (N sentences); vector banks take ``keys`` (N, Dk) and
+        ``values`` (N, Dv), any real dtype (sent as float32, NaN/Inf refused), and
+        optionally ``texts`` as raw content. ``ids`` (N client ids, unique) and
+        ``metadata`` (N JSON-able dicts or None, each at most 64 KiB) are optional.
+        ``mode="insert"`` fails with AlreadyExists if an id exists.
+
+        The write is cut into requests of at most ``chunk_bytes`` (default 3 MiB, under
+        any server's limit; never above ``max_message_bytes``) and ``max_chunk_memories``
+        memories. Each request is durable on its own: if one fails, the earlier ones
+        stay written. ``timeout_s`` applies to each request. A request is retried on
+        UNAVAILABLE only when ``mode="upsert"`` and ``ids`` are given (replaying it
+        is harmless). ``progress`` shows a tqdm bar on stderr.
+        """
+        plan = self._plan(
+            bank,
+            texts=texts,
+            keys=keys,
+            values=values,
+            ids=ids,
+            metadata=metadata,
+            mode=mode,
+            chunk_bytes=chunk_bytes,
+            max_chunk_memories=max_chunk_memories,
+        )
+        responses: builtins.list[Any] = []
+        with Progress(plan.write.size, desc=f"write {bank}", unit="mem", enabled=progress) as bar:
+            try:
+                for request in plan.requests():
+                    responses.append(
+                        self._call("WriteMemories", request, timeout_s, idempotent=plan.idempotent)
+                    )
+                    bar.update(len(responses[-1].ids))
+            except MemnetError as error:
+                plan.note_partial(error, responses)
+                raise
+        return _convert.write_result(responses)
+
+    def stream_write(
+        self,
+        bank: str,
+        texts: Sequence[str] | None = None,
+        *,
+        keys: Any = None,
+        values: Any = None,
+        ids: Sequence[str] | None = None,
+        metadata: Sequence[Mapping[str, Any] | None] | None = None,
+        mode: WriteMode = "upsert",
+        chunk_bytes: int | None = None,
+        max_chunk_memories: int = _requests.DEFAULT_MAX_CHUNK_MEMORIES,
+        timeout_s: float | None = None,
+    ) -> StreamWriteResult:
+        """Bulk load over one StreamWriteMemories call; arguments as for ``write``.
+
+        Each chunk is one stream message, written durably in order. It returns counts,
+        not ids (give ``ids`` if you need them). On an error the earlier messages stay
+        written and the error's details say how many memories were committed.
+        ``timeout_s`` (default 60 s) bounds the whole stream. Never retried.
+        """
+        plan = self._plan(
+            bank,
+            texts=texts,
+            keys=keys,
+            values=values,
+            ids=ids,
+            metadata=metadata,
+            mode=mode,
+            chunk_bytes=chunk_bytes,
+            max_chunk_memories=max_chunk_memories,
+        )
+        response = self._call("StreamWriteMemories", plan.stream_requests(), timeout_s)
+        return _convert.stream_write_result(response)
+
+    def get(
+        self,
+        bank: str,
+        ids: Sequence[str],
+        *,
+        include_vectors: bool = False,
+        timeout_s: float | None = None,
+    ) -> builtins.list[Memory]:
+        """The memories with these ids, in request order; unknown ids are left out.
+
+        With ``include_vectors`` each Memory carries ``key`` (Dk,) and ``value`` (Dv,).
+        """
+        request = memory_pb2.GetMemoriesRequest(
+            bank=_requests.bank_name(bank),
+            ids=_requests.strings(ids, field="ids"),
+            include_vectors=include_vectors,
+        )
+        response = self._call("GetMemories", request, timeout_s)
+        return [_convert.memory(m) for m in response.memories]
+
+    def delete(self, bank: str, ids: Sequence[str], *, timeout_s: float | None = None) -> int:
+        """Delete memories by id; returns how many existed. Unknown ids are ignored.
+
+        Retried on UNAVAILABLE (deleting twice leaves the same bank; the count of a
+        retried call may then be lower).
+        """
+        request = memory_pb2.DeleteMemoriesRequest(
+            bank=_requests.bank_name(bank), ids=_requests.strings(ids, field="ids")
+        )
+        response = self._call("DeleteMemories", request, timeout_s)
+        return int(response.deleted)
+
+    def list_page(
+        self,
+        bank: str,
+        *,
+        page_size: int = 100,
+        page_token: str = "",
+        include_vectors: bool = False,
+        timeout_s: float | None = None,
+    ) -> MemoryPage:
+        """One page (1-1000 memories) in write order; pass ``next_page_token`` back for more."""
+        request = memory_pb2.ListMemoriesRequest(
+            bank=_requests.bank_name(bank),
+            page_size=_requests.count(page_size, field="page_size", minimum=1, maximum=1000),
+            page_token=page_token,
+            include_vectors=include_vectors,
+        )
+        response = self._call("ListMemories", request, timeout_s)
+        return _convert.memory_page(response)
+
+    def list(
+        self,
+        bank: str,
+        *,
+        page_size: int = 100,
+        include_vectors: bool = False,
+        timeout_s: float | None = None,
+    ) -> Iterator[Memory]:
+        """Every memory of the bank in write order, fetched lazily page by page.
+
+        Arguments are checked now; pages are requested as the iterator advances,
+        ``timeout_s`` applying to each page request.
+        """
+        _requests.bank_name(bank)
+        _requests.count(page_size, field="page_size", minimum=1, maximum=1000)
+        return self._pages(bank, page_size, include_vectors, timeout_s)
+
+    def _pages(
+        self, bank: str, page_size: int, include_vectors: bool, timeout_s: float | None
+    ) -> Iterator[Memory]:
+        token = ""
+        while True:
+            page = self.list_page(
+                bank,
+                page_size=page_size,
+                page_token=token,
+                include_vectors=include_vectors,
+                timeout_s=timeout_s,
+            )
+            yield from page.memories
+            token = page.next_page_token
+            if not token:
+                return
+
+    def count(self, bank: str, *, timeout_s: float | None = None) -> int:
+        """Number of live memories in the bank."""
+        request = memory_pb2.CountMemoriesRequest(bank=_requests.bank_name(bank))
+        response = self._call("CountMemories", request, timeout_s)
+        return int(response.count)
+
+    # Queries and models.
+
+    def query(
+        self,
+        bank: str,
+        question: str | None = None,
+        *,
+        questions: Sequence[str] | None = None,
+        query_vectors: Any = None,
+        k: int = 0,
+        hops: int = 0,
+        attention: AttentionMode = "sparse",
+        metadata_filter: Mapping[str, Any] | None = None,
+        include_vectors: bool = False,
+        top_answers: int = 5,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        timeout_s: float | None = None,
+    ) -> QueryResponse:
+        """Answer questions by attending over the bank; one QueryResult per question.
+
+        Give exactly one of ``question`` (one text), ``questions`` (B texts) or
+        ``query_vectors`` (B, Dk) for vector banks. ``k`` = memories attended per hop
+        (0 = server default, 32); ``hops`` 0 = the model's default; ``attention``
+        "sparse" (softmax over the top k), "soft" (over the whole bank) or "hard";
+        ``metadata_filter`` keeps memories whose metadata has these top-level values;
+        ``include_vectors`` adds each attended memory's key and value;
+        ``top_answers`` = alternatives returned; ``ef_search`` / ``nprobe`` override
+        the bank's index search parameters for this call.
+        """
+        request = _requests.query_request(
+            bank,
+            question=question,
+            questions=questions,
+            query_vectors=query_vectors,
+            k=k,
+            hops=hops,
+            attention=attention,
+            metadata_filter=metadata_filter,
+            include_vectors=include_vectors,
+            top_answers=top_answers,
+            ef_search=ef_search,
+            nprobe=nprobe,
+        )
+        response = self._call("Query", request, timeout_s)
+        return _convert.query_response(response)
+
+    def list_models(self, *, timeout_s: float | None = None) -> builtins.list[ModelInfo]:
+        """The models the server can attach to banks (``is_default`` marks the default)."""
+        response = self._call("ListModels", model_pb2.ListModelsRequest(), timeout_s)
+        return [_convert.model_info(m) for m in response.models]
+
+    def get_model(self, name: str, *, timeout_s: float | None = None) -> ModelInfo:
+        """Describe one model; NotFound if the server has no such model."""
+        if not isinstance(name, str) or not name:
+            raise _requests.ValidationError("name must be a non-empty string", field="name")
+        response = self._call("GetModel", model_pb2.GetModelRequest(name=name), timeout_s)
+        return _convert.model_info(response.model)
