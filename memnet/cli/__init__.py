@@ -16,8 +16,14 @@ from memnet import __version__
 from memnet.errors import MemnetError
 
 _COMMAND_MODULES = [
+    "memnet.cli.banks",
+    "memnet.cli.write",
+    "memnet.cli.query",
+    "memnet.cli.explain",
     "memnet.cli.train",
     "memnet.cli.eval",
+    "memnet.cli.serve",
+    "memnet.cli.health",
 ]
 
 

@@ -1,0 +1,445 @@
+"""Benchmark of the memnet gRPC service against raw FAISS on the same data, in one run.
+
+    python bench/bench_service.py                          # 100k and 1M memories (~20 min)
+    python bench/bench_service.py --sizes 100000           # the 100k run only (~2 min)
+
+For each bank size M: clustered keys (M, 128) are searched (a) in-process with a raw
+FAISS ``IndexHNSWFlat`` (M=32, efConstruction 40, efSearch 64) and (b) through
+``memnet serve`` in a separate process — vector queries, k=32, 1 hop, an HNSW bank
+with the same parameters, dynamic batching on and then off — from an asyncio gRPC
+client keeping 1, 8 or 32 queries in flight. The service does more per query than
+raw FAISS: exact float32 re-scoring of the candidates, the gather of their values,
+the softmax readout, and 32 attended memories in every response.
+
+A last table runs the default text model (babi-joint, 3 hops) over a bank of
+bAbI sentences with batching on and off: there the model forward is the cost
+that batching shares.
+
+Prints markdown tables: load throughput, then p50/p99 latency and QPS per
+concurrency. The machine is shared, so every cell is measured ``--repeats``
+times (batching on/off in ABBA order) and the run with the best QPS is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import grpc
+import numpy as np
+
+from memnet.api.tensors import to_tensor
+from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc, query_pb2
+
+QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
+WRITE_CHUNK = 10_000
+HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 40, 64
+
+
+@dataclass(frozen=True)
+class Stats:
+    p50_ms: float
+    p99_ms: float
+    qps: float
+
+
+def summarize(latencies_s: list[float], elapsed_s: float) -> Stats:
+    ordered = np.sort(np.asarray(latencies_s))
+    return Stats(
+        p50_ms=float(np.percentile(ordered, 50) * 1e3),
+        p99_ms=float(np.percentile(ordered, 99) * 1e3),
+        qps=len(ordered) / elapsed_s,
+    )
+
+
+def clustered(rng: np.random.Generator, n: int, d: int, centres: np.ndarray) -> np.ndarray:
+    out = np.empty((n, d), np.float32)
+    for lo in range(0, n, 100_000):
+        hi = min(n, lo + 100_000)
+        which = rng.integers(0, len(centres), hi - lo)
+        out[lo:hi] = centres[which] + 0.3 * rng.standard_normal((hi - lo, d), dtype=np.float32)
+    return out
+
+
+def run_raw(
+    index: faiss.Index, queries: np.ndarray, k: int, workers: int, duration_s: float
+) -> Stats:
+    """``workers`` threads, each searching one query at a time (faiss releases the GIL)."""
+    latencies: list[list[float]] = [[] for _ in range(workers)]
+    stop_at = time.perf_counter() + duration_s
+
+    def loop(worker: int) -> None:
+        i = worker
+        own = latencies[worker]
+        while time.perf_counter() < stop_at:
+            q = queries[i % len(queries)][None]  # (1, D)
+            t0 = time.perf_counter()
+            index.search(q, k)
+            own.append(time.perf_counter() - t0)
+            i += workers
+
+    threads = [threading.Thread(target=loop, args=(w,)) for w in range(workers)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return summarize([x for own in latencies for x in own], time.perf_counter() - t0)
+
+
+async def _run_service(
+    target: str, requests: list[bytes], workers: int, duration_s: float
+) -> Stats:
+    options = [("grpc.max_receive_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        call = channel.unary_unary(QUERY_METHOD)  # bytes in, bytes out: no client-side parsing
+        latencies: list[float] = []
+        stop_at = time.perf_counter() + duration_s
+
+        async def loop(worker: int) -> None:
+            i = worker
+            while time.perf_counter() < stop_at:
+                t0 = time.perf_counter()
+                await call(requests[i % len(requests)], timeout=30)
+                latencies.append(time.perf_counter() - t0)
+                i += workers
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(w) for w in range(workers)))
+        return summarize(latencies, time.perf_counter() - t0)
+
+
+def run_service(target: str, requests: list[bytes], workers: int, duration_s: float) -> Stats:
+    return asyncio.run(_run_service(target, requests, workers, duration_s))
+
+
+class ServerProcess:
+    """``memnet serve`` in a child process on a free port."""
+
+    def __init__(self, data_dir: Path, *, batching: bool) -> None:
+        memnet = str(Path(sys.executable).with_name("memnet"))
+        env = {**os.environ, "MEMNET_METRICS_PORT": "0", "MEMNET_LOG_FORMAT": "json"}
+        flags = ["--batching" if batching else "--no-batching", "--fsync", "none"]
+        command = [memnet, "serve", "--port", "0", "--data-dir", str(data_dir), *flags]
+        self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            entry = json.loads(line) if line.startswith("{") else {}
+            if entry.get("msg") == "serving":
+                self.target = entry["address"]
+                break
+        else:
+            raise RuntimeError("memnet serve exited before serving")
+        self._drain = threading.Thread(target=self._discard_logs, daemon=True)
+        self._drain.start()
+
+    def _discard_logs(self) -> None:
+        assert self.process.stderr is not None
+        for _ in self.process.stderr:
+            pass
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=300)
+
+
+def load_bank(target: str, keys: np.ndarray, values: np.ndarray) -> float:
+    """Create the HNSW bank and stream-write every memory; returns memories per second."""
+    d = keys.shape[1]
+    with grpc.insecure_channel(target) as channel:
+        index = bank_pb2.IndexSpec(
+            kind=bank_pb2.INDEX_KIND_HNSW,
+            hnsw_m=HNSW_M,
+            ef_construction=EF_CONSTRUCTION,
+            ef_search=EF_SEARCH,
+        )
+        spec = bank_pb2.BankSpec(name="bench", model="vector", key_dim=d, value_dim=d, index=index)
+        bank_pb2_grpc.BankServiceStub(channel).CreateBank(bank_pb2.CreateBankRequest(spec=spec))
+
+        def chunks() -> Iterator[memory_pb2.StreamWriteMemoriesRequest]:
+            for lo in range(0, len(keys), WRITE_CHUNK):
+                batch = memory_pb2.MemoryBatch(
+                    keys=to_tensor(keys[lo : lo + WRITE_CHUNK]),
+                    values=to_tensor(values[lo : lo + WRITE_CHUNK]),
+                )
+                yield memory_pb2.StreamWriteMemoriesRequest(bank="bench", batch=batch)
+
+        t0 = time.perf_counter()
+        written = memory_pb2_grpc.MemoryServiceStub(channel).StreamWriteMemories(chunks())
+        elapsed_s = time.perf_counter() - t0
+    assert written.written == len(keys)
+    return len(keys) / elapsed_s
+
+
+def query_requests(queries: np.ndarray, k: int) -> list[bytes]:
+    return [
+        query_pb2.QueryRequest(
+            bank="bench", query_vectors=to_tensor(q[None]), k=k, hops=1
+        ).SerializeToString()
+        for q in queries
+    ]
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    sys.stdout.flush()
+
+
+def measure_abba(
+    server: ServerProcess,
+    data_dir: Path,
+    requests: list[bytes],
+    levels: list[int],
+    args: argparse.Namespace,
+) -> dict[tuple[bool, int], Stats]:
+    """Batching on/off at every concurrency, in ABBA order over ``args.repeats`` rounds
+    (restarting the server to switch), keeping each cell's best QPS: the machine is
+    shared, and the best of several runs is the least disturbed one."""
+    best: dict[tuple[bool, int], Stats] = {}
+    batching = True
+    for round_number in range(args.repeats):
+        order = (True, False) if round_number % 2 == 0 else (False, True)
+        for wanted in order:
+            if wanted != batching:
+                server.stop()
+                server = ServerProcess(data_dir, batching=wanted)
+                batching = wanted
+            run_service(server.target, requests, 1, 1.0)  # warm-up
+            for c in levels:
+                stats = run_service(server.target, requests, c, args.duration_s)
+                if (wanted, c) not in best or stats.qps > best[wanted, c].qps:
+                    best[wanted, c] = stats
+    server.stop()
+    return best
+
+
+def measure_rpc_batches(
+    server: ServerProcess, queries: np.ndarray, args: argparse.Namespace
+) -> dict[int, Stats]:
+    """``args.rpc_batch`` queries per RPC at 1 and 8 RPCs in flight; QPS counts queries."""
+    b = args.rpc_batch
+    requests = [
+        query_pb2.QueryRequest(
+            bank="bench", query_vectors=to_tensor(queries[i : i + b]), k=args.k, hops=1
+        ).SerializeToString()
+        for i in range(0, len(queries) - b + 1, b)
+    ]
+    out = {}
+    for c in (1, 8):
+        stats = max(
+            (run_service(server.target, requests, c, args.duration_s) for _ in range(args.repeats)),
+            key=lambda s: s.qps,
+        )
+        out[c] = Stats(p50_ms=stats.p50_ms, p99_ms=stats.p99_ms, qps=stats.qps * b)
+    return out
+
+
+def bench_vectors(
+    n: int, args: argparse.Namespace, levels: list[int], root: Path
+) -> tuple[list[str], list[list[str]]]:
+    """One bank size: raw FAISS, then the service with batching on and off."""
+    rng = np.random.default_rng(args.seed)
+    centres = rng.standard_normal((max(64, n // 250), args.d), dtype=np.float32)
+    keys = clustered(rng, n, args.d, centres)  # (M, D)
+    values = rng.standard_normal((n, args.d), dtype=np.float32)  # (M, D)
+    queries = clustered(rng, args.queries, args.d, centres)  # (Q, D)
+    label = f"{n // 1000}k" if n < 1_000_000 else f"{n // 1_000_000}M"
+
+    raw = faiss.IndexHNSWFlat(args.d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    raw.hnsw.efConstruction = EF_CONSTRUCTION
+    t0 = time.perf_counter()
+    raw.add(keys)
+    raw_add_per_s = n / (time.perf_counter() - t0)
+    raw.hnsw.efSearch = EF_SEARCH
+    raw_stats = {
+        c: max(
+            (run_raw(raw, queries, args.k, c, args.duration_s) for _ in range(args.repeats)),
+            key=lambda stats: stats.qps,
+        )
+        for c in levels
+    }
+    del raw
+
+    data_dir = root / label
+    shutil.rmtree(data_dir, ignore_errors=True)
+    server = ServerProcess(data_dir, batching=True)
+    load_per_s = load_bank(server.target, keys, values)
+    del keys, values
+    rpc_batches = measure_rpc_batches(server, queries, args) if args.rpc_batch > 1 else {}
+    service = measure_abba(server, data_dir, query_requests(queries, args.k), levels, args)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    print(f"\n{label} done; load average {os.getloadavg()[0]:.1f}", flush=True)
+    rows = []
+    for c in levels:
+        r, on, off = raw_stats[c], service[True, c], service[False, c]
+        rows.append(
+            [
+                label,
+                str(c),
+                f"{r.p50_ms:.2f} / {r.p99_ms:.2f}",
+                f"{r.qps:,.0f}",
+                f"{on.p50_ms:.2f} / {on.p99_ms:.2f}",
+                f"{on.qps:,.0f}",
+                f"{off.p50_ms:.2f} / {off.p99_ms:.2f}",
+                f"{off.qps:,.0f}",
+                f"{on.qps / r.qps:.2f}",
+            ]
+        )
+    for c, stats in rpc_batches.items():
+        r = raw_stats.get(c) or max(raw_stats.values(), key=lambda s: s.qps)
+        rows.append(
+            [
+                label,
+                f"{c} RPCs x {args.rpc_batch} queries",
+                f"{r.p50_ms:.2f} / {r.p99_ms:.2f}",
+                f"{r.qps:,.0f}",
+                f"{stats.p50_ms:.2f} / {stats.p99_ms:.2f} per RPC",
+                f"{stats.qps:,.0f}",
+                "",
+                "",
+                f"{stats.qps / r.qps:.2f}",
+            ]
+        )
+    return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows
+
+
+def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[list[str]]:
+    """The default text model (babi-joint, 3 hops, flat bank of bAbI sentences), batching
+    on and off: here the model forward, not the search, is the cost batching shares."""
+    source = (
+        Path(__file__).resolve().parents[1] / "data/babi/en/qa1_single-supporting-fact_train.txt"
+    )
+    sentences, questions = [], []
+    for line in source.read_text().splitlines():
+        text = line.partition(" ")[2]
+        (questions if "\t" in text else sentences).append(text.split("\t")[0].strip())
+    sentences = sentences[: args.text_memories]
+    requests = [
+        query_pb2.QueryRequest(bank="story", questions=[q]).SerializeToString()
+        for q in questions[: args.queries]
+    ]
+    data_dir = root / "text"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    rows = []
+    server = ServerProcess(data_dir, batching=True)
+    with grpc.insecure_channel(server.target) as channel:
+        spec = bank_pb2.BankSpec(name="story")
+        bank_pb2_grpc.BankServiceStub(channel).CreateBank(bank_pb2.CreateBankRequest(spec=spec))
+        batch = memory_pb2.MemoryBatch(memories=[memory_pb2.MemoryInput(text=t) for t in sentences])
+        memory_pb2_grpc.MemoryServiceStub(channel).WriteMemories(
+            memory_pb2.WriteMemoriesRequest(bank="story", batch=batch)
+        )
+    stats = measure_abba(server, data_dir, requests, levels, args)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    for c in levels:
+        on, off = stats[True, c], stats[False, c]
+        rows.append(
+            [
+                str(c),
+                f"{on.p50_ms:.2f} / {on.p99_ms:.2f}",
+                f"{on.qps:,.0f}",
+                f"{off.p50_ms:.2f} / {off.p99_ms:.2f}",
+                f"{off.qps:,.0f}",
+                f"{on.qps / off.qps:.2f}",
+            ]
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100000,1000000", help="bank sizes M, comma-separated")
+    parser.add_argument("--concurrency", default="1,8,32", help="queries in flight")
+    parser.add_argument("--duration-s", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--d", type=int, default=128, help="key and value dimension")
+    parser.add_argument("--k", type=int, default=32)
+    parser.add_argument("--queries", type=int, default=2000, help="distinct queries cycled")
+    parser.add_argument(
+        "--text-memories", type=int, default=2000, help="bAbI sentences in the text bank; 0 = skip"
+    )
+    parser.add_argument(
+        "--rpc-batch", type=int, default=32, help="queries per RPC in the client-batched rows"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="ABBA rounds per cell; the best QPS is kept"
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    levels = [int(c) for c in args.concurrency.split(",")]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__} "
+        f"({faiss.omp_get_max_threads()} OpenMP threads), grpcio {grpc.__version__}, "
+        f"python {platform.python_version()}; {args.duration_s:.0f} s per cell; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-service-"))
+    load_rows: list[list[str]] = []
+    query_rows: list[list[str]] = []
+    for n in sizes:
+        load_row, rows = bench_vectors(n, args, levels, root)
+        load_rows.append(load_row)
+        query_rows += rows
+        table(
+            "Load: memories per second",
+            ["M", "raw FAISS add", "service StreamWriteMemories (HNSW add, fsync none)"],
+            load_rows,
+        )
+        table(
+            "Query: vector, k=32, 1 hop, HNSW (p50 / p99 ms, QPS)",
+            [
+                "M",
+                "in flight",
+                "raw FAISS p50/p99",
+                "raw QPS",
+                "service batched p50/p99",
+                "QPS",
+                "service unbatched p50/p99",
+                "QPS",
+                "batched / raw QPS",
+            ],
+            query_rows,
+        )
+    if args.text_memories:
+        table(
+            f"Query: text, babi-joint (3 hops), flat bank of {args.text_memories} sentences, "
+            "k=32 (p50 / p99 ms, QPS)",
+            [
+                "in flight",
+                "batched p50/p99",
+                "QPS",
+                "unbatched p50/p99",
+                "QPS",
+                "batched / unbatched QPS",
+            ],
+            bench_text(args, levels, root),
+        )
+    if args.data_dir is None:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Assembly: ``create_server(settings) -> (server, port)``.
+
+The returned server is a ``MemnetService``: a ``grpc.Server`` whose ``stop(grace)``
+shuts down gracefully — health NOT_SERVING, refuse new RPCs and drain running ones
+for ``grace`` seconds, wait for handlers to return, then close the store (fsync +
+snapshot) and the metrics endpoint.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from memnet.api.v1 import (
+    bank_pb2,
+    bank_pb2_grpc,
+    memory_pb2,
+    memory_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+from memnet.errors import FailedPrecondition
+from memnet.store import MemoryStore
+from memnet.store.types import StoreLimits, StoreSettings
+from memnet_server.auth import KeyRing
+from memnet_server.config import ServerSettings
+from memnet_server.engine import Engine, ModelCatalog
+from memnet_server.interceptors import CallInterceptor
+from memnet_server.metrics import Metrics
+from memnet_server.servicers.bank import BankServicer
+from memnet_server.servicers.memory import MemoryServicer
+from memnet_server.servicers.model import ModelServicer
+from memnet_server.servicers.query import QueryServicer
+
+LOG = logging.getLogger(__name__)
+
+SERVICE_NAMES: tuple[str, ...] = (
+    bank_pb2.DESCRIPTOR.services_by_name["BankService"].full_name,
+    memory_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
+    query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name,
+    model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
+)
+HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads to return
+
+
+def load_models(settings: ServerSettings) -> ModelCatalog:
+    """The shipped models plus every checkpoint in ``settings.models_dir``, each named
+    after its file (``models_dir/support-v2.pt`` serves as model "support-v2")."""
+    from memnet.model.registry import ModelRegistry
+
+    registry = ModelRegistry.load_default()
+    if settings.models_dir is not None:
+        for path in sorted(settings.models_dir.glob("*.pt")):
+            registry.add_checkpoint(path, name=path.stem)
+    return registry
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
+    if settings.tls_cert_file is None or settings.tls_key_file is None:
+        return None
+    pair = (settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())
+    client_ca = settings.tls_client_ca_file
+    return grpc.ssl_server_credentials(
+        [pair],
+        root_certificates=client_ca.read_bytes() if client_ca is not None else None,
+        require_client_auth=client_ca is not None,
+    )
+
+
+class MemnetService(grpc.Server):
+    """A running memnet server: the gRPC server plus the store, engine and metrics it owns."""
+
+    def __init__(
+        self,
+        server: grpc.Server,
+        *,
+        engine: Engine,
+        health_servicer: health.HealthServicer,
+        interceptor: CallInterceptor,
+        metrics: Metrics,
+        settings: ServerSettings,
+    ) -> None:
+        self.server = server
+        self.engine = engine
+        self.health = health_servicer
+        self.metrics = metrics
+        self.settings = settings
+        self.port = 0
+        self.metrics_port = 0
+        self._interceptor = interceptor
+        self._stopped: threading.Event | None = None
+        self._stop_lock = threading.Lock()
+
+    def stop(self, grace: float | None = None) -> threading.Event:
+        """NOT_SERVING → drain for ``grace`` seconds → stop → close the store. Idempotent;
+        the returned event is set once the store is closed."""
+        with self._stop_lock:
+            if self._stopped is not None:
+                return self._stopped
+            self._stopped = threading.Event()
+        LOG.info("shutting down", extra={"grace_s": grace})
+        self.health.enter_graceful_shutdown()
+        grpc_done = self.server.stop(grace)
+        done = self._stopped
+
+        def finish() -> None:
+            try:
+                grpc_done.wait()
+                if not self._interceptor.wait_idle(HANDLER_DRAIN_S):
+                    LOG.warning("handlers still running %.1f s after stop", HANDLER_DRAIN_S)
+                self.engine.store.close()
+                self.metrics.close()
+                LOG.info("stopped; store closed")
+            except Exception:
+                LOG.exception("shutdown failed; the store may not have been closed cleanly")
+            finally:
+                done.set()
+
+        threading.Thread(target=finish, name="memnet-shutdown", daemon=True).start()
+        return done
+
+    def start(self) -> None:
+        self.server.start()
+
+    def wait_for_termination(self, timeout: float | None = None) -> bool:
+        return bool(self.server.wait_for_termination(timeout))
+
+    def add_generic_rpc_handlers(
+        self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
+    ) -> None:
+        self.server.add_generic_rpc_handlers(generic_rpc_handlers)
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: Any) -> None:
+        self.server.add_registered_method_handlers(service_name, method_handlers)  # type: ignore[attr-defined]
+
+    def add_insecure_port(self, address: str) -> int:
+        return int(self.server.add_insecure_port(address))
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return int(self.server.add_secure_port(address, server_credentials))
+
+
+def create_server(
+    settings: ServerSettings, *, models: ModelCatalog | None = None
+) -> tuple[MemnetService, int]:
+    """Open the store and models, build and START the server; returns it and its bound port.
+
+    ``models`` replaces the shipped model registry (tests pass doubles). Health
+    reports SERVING for every service once this returns.
+    """
+    started = time.perf_counter()
+    catalog = models if models is not None else load_models(settings)
+    store = MemoryStore(
+        settings.data_dir,
+        StoreSettings(
+            fsync=settings.fsync,
+            fsync_interval_ms=settings.fsync_interval_ms,
+            limits=StoreLimits(max_k=max(settings.max_k, 1)),
+        ),
+    )
+    try:
+        return _assemble(settings, store, catalog, started)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _assemble(
+    settings: ServerSettings, store: MemoryStore, catalog: ModelCatalog, started: float
+) -> tuple[MemnetService, int]:
+    metrics = Metrics()
+    engine = Engine(store, catalog, settings, observe_batch=metrics.observe_batch)
+    keys = KeyRing.load(settings.api_keys_file) if settings.api_keys_file is not None else None
+    if keys is None and not _is_loopback(settings.host):
+        LOG.warning(
+            "serving on %s without API keys: anyone who can connect may write", settings.host
+        )
+    interceptor = CallInterceptor(keys=keys, metrics=metrics)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
+    bank_pb2_grpc.add_BankServiceServicer_to_server(BankServicer(engine), server)
+    memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(engine), server)
+    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(engine), server)
+    model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.host}:{settings.port}"
+    credentials = _credentials(settings)
+    try:
+        if credentials is None:
+            port = server.add_insecure_port(address)
+        else:
+            port = server.add_secure_port(address, credentials)
+    except RuntimeError as error:
+        raise FailedPrecondition(f"cannot listen on {address}: {error}", field="port") from error
+    if not port:
+        raise FailedPrecondition(f"cannot listen on {address}", field="port")
+    service = MemnetService(
+        server,
+        engine=engine,
+        health_servicer=health_servicer,
+        interceptor=interceptor,
+        metrics=metrics,
+        settings=settings,
+    )
+    service.port = port
+    metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
+    if settings.metrics_port:
+        metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
+        try:
+            service.metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
+        except OSError as error:
+            server.stop(None)
+            raise FailedPrecondition(
+                f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
+            ) from error
+    server.start()
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    LOG.info(
+        "serving",
+        extra={
+            "address": f"{settings.host}:{port}",
+            "tls": credentials is not None,
+            "auth": keys is not None,
+            "banks": len(store.banks()),
+            "default_model": engine.default_model,
+            "startup_s": round(time.perf_counter() - started, 3),
+        },
+    )
+    return service, port

@@ -1,0 +1,170 @@
+"""Protobuf ↔ domain conversions that need no state (enums, specs, records)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from pydantic import ValidationError
+
+from memnet.api.tensors import to_tensor
+from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2, query_pb2
+from memnet.errors import InvalidArgument
+from memnet.model.serving import AttentionMode, InputKind, ModelInfo
+from memnet.store.types import (
+    CapacityPolicy,
+    IndexKind,
+    IndexSpec,
+    JsonObject,
+    MemoryRecord,
+    Metric,
+    WriteMode,
+)
+
+METRIC_FROM_PROTO: dict[int, Metric | None] = {
+    bank_pb2.METRIC_UNSPECIFIED: None,
+    bank_pb2.METRIC_INNER_PRODUCT: Metric.INNER_PRODUCT,
+    bank_pb2.METRIC_L2: Metric.L2,
+    bank_pb2.METRIC_COSINE: Metric.COSINE,
+}
+METRIC_TO_PROTO: dict[Metric, bank_pb2.Metric] = {
+    Metric.INNER_PRODUCT: bank_pb2.METRIC_INNER_PRODUCT,
+    Metric.L2: bank_pb2.METRIC_L2,
+    Metric.COSINE: bank_pb2.METRIC_COSINE,
+}
+INDEX_KIND_FROM_PROTO: dict[int, IndexKind] = {
+    bank_pb2.INDEX_KIND_UNSPECIFIED: IndexKind.FLAT,
+    bank_pb2.INDEX_KIND_FLAT: IndexKind.FLAT,
+    bank_pb2.INDEX_KIND_HNSW: IndexKind.HNSW,
+    bank_pb2.INDEX_KIND_IVF: IndexKind.IVF,
+    bank_pb2.INDEX_KIND_IVF_PQ: IndexKind.IVF_PQ,
+    bank_pb2.INDEX_KIND_FACTORY: IndexKind.FACTORY,
+}
+INDEX_KIND_TO_PROTO: dict[IndexKind, bank_pb2.IndexKind] = {
+    IndexKind.FLAT: bank_pb2.INDEX_KIND_FLAT,
+    IndexKind.HNSW: bank_pb2.INDEX_KIND_HNSW,
+    IndexKind.IVF: bank_pb2.INDEX_KIND_IVF,
+    IndexKind.IVF_PQ: bank_pb2.INDEX_KIND_IVF_PQ,
+    IndexKind.FACTORY: bank_pb2.INDEX_KIND_FACTORY,
+}
+CAPACITY_POLICY_FROM_PROTO: dict[int, CapacityPolicy] = {
+    bank_pb2.CAPACITY_POLICY_UNSPECIFIED: CapacityPolicy.REJECT,
+    bank_pb2.CAPACITY_POLICY_REJECT: CapacityPolicy.REJECT,
+    bank_pb2.CAPACITY_POLICY_EVICT_OLDEST: CapacityPolicy.EVICT_OLDEST,
+}
+CAPACITY_POLICY_TO_PROTO: dict[CapacityPolicy, bank_pb2.CapacityPolicy] = {
+    CapacityPolicy.REJECT: bank_pb2.CAPACITY_POLICY_REJECT,
+    CapacityPolicy.EVICT_OLDEST: bank_pb2.CAPACITY_POLICY_EVICT_OLDEST,
+}
+WRITE_MODE_FROM_PROTO: dict[int, WriteMode] = {
+    memory_pb2.WRITE_MODE_UNSPECIFIED: WriteMode.UPSERT,
+    memory_pb2.WRITE_MODE_UPSERT: WriteMode.UPSERT,
+    memory_pb2.WRITE_MODE_INSERT: WriteMode.INSERT,
+}
+ATTENTION_MODE_FROM_PROTO: dict[int, AttentionMode] = {
+    query_pb2.ATTENTION_MODE_UNSPECIFIED: AttentionMode.SPARSE,
+    query_pb2.ATTENTION_MODE_SPARSE: AttentionMode.SPARSE,
+    query_pb2.ATTENTION_MODE_SOFT: AttentionMode.SOFT,
+    query_pb2.ATTENTION_MODE_HARD: AttentionMode.HARD,
+}
+ATTENTION_MODE_TO_PROTO: dict[AttentionMode, query_pb2.AttentionMode] = {
+    AttentionMode.SPARSE: query_pb2.ATTENTION_MODE_SPARSE,
+    AttentionMode.SOFT: query_pb2.ATTENTION_MODE_SOFT,
+    AttentionMode.HARD: query_pb2.ATTENTION_MODE_HARD,
+}
+INPUT_KIND_TO_PROTO: dict[InputKind, model_pb2.InputKind] = {
+    InputKind.TEXT: model_pb2.INPUT_KIND_TEXT,
+    InputKind.VECTOR: model_pb2.INPUT_KIND_VECTOR,
+}
+_INDEX_OPTIONALS = ("hnsw_m", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_nbits")
+
+
+def enum_value(table: dict[int, Any], value: int, *, field: str) -> Any:
+    """Look an enum number up, rejecting numbers this server does not know."""
+    if value not in table:
+        raise InvalidArgument(f"{field} has unknown value {value}", field=field)
+    return table[value]
+
+
+def validation_error(error: ValidationError, *, prefix: str) -> InvalidArgument:
+    """A pydantic ValidationError as InvalidArgument naming the first bad field."""
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in (prefix, *first["loc"]))
+    return InvalidArgument(f"{field}: {first['msg']}", field=field)
+
+
+def index_spec_from_proto(spec: bank_pb2.IndexSpec) -> IndexSpec:
+    kind = enum_value(INDEX_KIND_FROM_PROTO, spec.kind, field="spec.index.kind")
+    values: dict[str, Any] = {"kind": kind}
+    for name in _INDEX_OPTIONALS:
+        if spec.HasField(name):
+            values[name] = getattr(spec, name)
+    if spec.factory:
+        values["factory"] = spec.factory
+    try:
+        return IndexSpec(**values)
+    except ValidationError as error:
+        raise validation_error(error, prefix="spec.index") from error
+
+
+def index_spec_to_proto(spec: IndexSpec) -> bank_pb2.IndexSpec:
+    message = bank_pb2.IndexSpec(kind=INDEX_KIND_TO_PROTO[spec.kind], factory=spec.factory or "")
+    for name in _INDEX_OPTIONALS:
+        setattr(message, name, getattr(spec, name))
+    return message
+
+
+def parse_json_object(text: str, *, field: str, max_bytes: int) -> JsonObject:
+    """A JSON object from a request field; "" is the empty object."""
+    if not text:
+        return {}
+    if len(text.encode()) > max_bytes:
+        raise InvalidArgument(f"{field} is longer than {max_bytes} bytes", field=field)
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise InvalidArgument(f"{field} is not valid JSON: {error.msg}", field=field) from error
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} must be a JSON object", field=field)
+    return value
+
+
+def dump_json(value: JsonObject) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True) if value else ""
+
+
+def memory_to_proto(record: MemoryRecord, *, include_vectors: bool) -> memory_pb2.Memory:
+    written_at = timestamp_pb2.Timestamp()
+    written_at.FromNanoseconds(record.written_at_ns)
+    message = memory_pb2.Memory(
+        id=record.id,
+        text=record.text or "",
+        metadata_json=dump_json(record.metadata),
+        seq=record.seq,
+        written_at=written_at,
+    )
+    if include_vectors:
+        message.key.CopyFrom(to_tensor(record.key))
+        message.value.CopyFrom(to_tensor(record.value))
+    return message
+
+
+def model_to_proto(info: ModelInfo, *, is_default: bool) -> model_pb2.Model:
+    return model_pb2.Model(
+        name=info.name,
+        description=info.description,
+        input_kind=INPUT_KIND_TO_PROTO[info.input_kind],
+        key_dim=info.key_dim or 0,
+        value_dim=info.value_dim or 0,
+        default_hops=info.default_hops,
+        max_hops=info.max_hops,
+        metric=METRIC_TO_PROTO[info.metric],
+        scoring=info.scoring,
+        heads=info.heads,
+        attention_modes=[ATTENTION_MODE_TO_PROTO[mode] for mode in info.attention_modes],
+        vocab_size=info.vocab_size,
+        answer_vocabulary=list(info.answer_vocab),
+        temporal_buckets=info.temporal_buckets,
+        is_default=is_default,
+    )

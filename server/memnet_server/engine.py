@@ -1,0 +1,381 @@
+"""The server's engine: binds each bank to its model and runs writes and queries.
+
+The engine speaks domain types (numpy arrays, store records, ``ModelInfo``), never
+protobuf; servicers decode requests into calls to it and encode what it returns.
+A bank's ``BankConfig.model`` names the model whose encoders fill and query it
+(always stored explicitly, so changing the server's default model never rebinds
+an existing bank).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from pydantic import ValidationError
+
+from memnet.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from memnet.model.bank_memory import BankMemorySource
+from memnet.model.serving import AttentionMode, InputKind, ModelInfo, QueryOutput, ServedModel
+from memnet.store import Bank, MemoryStore
+from memnet.store.types import (
+    BankConfig,
+    CapacityPolicy,
+    IndexSpec,
+    JsonObject,
+    MemoryBatch,
+    MemoryRecord,
+    Metric,
+    WriteMode,
+    WriteResult,
+)
+from memnet_server.batching import Batcher, BatchObserver
+from memnet_server.config import ServerSettings
+from memnet_server.convert import validation_error
+
+LOG = logging.getLogger(__name__)
+
+RECORD_CHUNK = 10_000  # ids per bank.get when attaching text/metadata to attended memories
+
+
+class ModelCatalog(Protocol):
+    """The models a server can attach to banks (``memnet.model.registry.ModelRegistry``)."""
+
+    @property
+    def default_name(self) -> str: ...
+
+    def get(self, name: str) -> ServedModel: ...
+
+    def models(self) -> list[ServedModel]: ...
+
+
+@dataclass(frozen=True)
+class BankRequest:
+    """A CreateBank request in domain terms; None/0 fields take model or server defaults."""
+
+    name: str
+    model: str | None
+    key_dim: int
+    value_dim: int
+    metric: Metric | None
+    index: IndexSpec
+    capacity: int | None
+    capacity_policy: CapacityPolicy
+    description: str
+
+
+@dataclass(frozen=True)
+class WriteInput:
+    """N memories from one write message; vector columns only for vector banks."""
+
+    ids: list[str | None] | None
+    texts: list[str | None] | None
+    metadata: list[JsonObject] | None
+    keys: np.ndarray | None  # (N, Dk)
+    values: np.ndarray | None  # (N, Dv)
+
+
+@dataclass(frozen=True)
+class WriteOutcome:
+    result: WriteResult
+    unknown_words: list[str]  # sorted, unique
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """Everything that must match for two queries to share a batched forward."""
+
+    k: int
+    hops: int | None
+    mode: AttentionMode
+    metadata_filter_json: str  # canonical JSON object (sorted keys), "" = no filter
+    ef_search: int | None
+    nprobe: int | None
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    output: QueryOutput  # rows of this request only
+    unknown_words: list[list[str]]  # per question
+    records: dict[str, MemoryRecord]  # attended memories by id (deleted ones absent)
+    bank_seq: int
+    model: ModelInfo
+
+
+class Engine:
+    """Banks, models and the query batchers of one server process."""
+
+    def __init__(
+        self,
+        store: MemoryStore,
+        models: ModelCatalog,
+        settings: ServerSettings,
+        *,
+        observe_batch: BatchObserver | None = None,
+    ) -> None:
+        self.store = store
+        self.models = models
+        self.settings = settings
+        self._observe_batch = observe_batch
+        self._default_model = settings.default_model or models.default_name
+        self.model(self._default_model)  # fail at startup, not at the first request
+        self._batchers: dict[str, Batcher] = {}
+        self._lock = threading.Lock()
+
+    # Models.
+
+    @property
+    def default_model(self) -> str:
+        return self._default_model
+
+    def model(self, name: str) -> ServedModel:
+        return self.models.get(name)
+
+    def model_of(self, bank: Bank) -> ServedModel:
+        name = bank.config.model or self._default_model
+        try:
+            return self.models.get(name)
+        except NotFound as error:
+            raise FailedPrecondition(
+                f"bank {bank.name!r} uses model {name!r}, which this server does not serve",
+                field="bank",
+            ) from error
+
+    # Banks.
+
+    def create_bank(self, request: BankRequest) -> Bank:
+        model = self.model(request.model or self._default_model)
+        info = model.info
+        key_dim, value_dim = request.key_dim, request.value_dim
+        if info.input_kind is InputKind.TEXT:
+            for field, given, fixed in (
+                ("key_dim", key_dim, info.key_dim),
+                ("value_dim", value_dim, info.value_dim),
+            ):
+                if given and given != fixed:
+                    raise InvalidArgument(
+                        f"spec.{field} must be 0 or {fixed} for model {info.name!r}, got {given}",
+                        field=f"spec.{field}",
+                    )
+            key_dim, value_dim = info.key_dim or 0, info.value_dim or 0
+            if request.metric not in (None, info.metric):
+                raise InvalidArgument(
+                    f"spec.metric must be {info.metric.value} for model {info.name!r} "
+                    f"(its attention scores), got {request.metric.value}",
+                    field="spec.metric",
+                )
+        elif not key_dim or not value_dim:
+            raise InvalidArgument(
+                f"spec.key_dim and spec.value_dim are required (1..8192) for model {info.name!r}",
+                field="spec.key_dim" if not key_dim else "spec.value_dim",
+            )
+        try:
+            config = BankConfig(
+                name=request.name,
+                key_dim=key_dim,
+                value_dim=value_dim,
+                metric=request.metric or info.metric,
+                index=request.index,
+                capacity=request.capacity,
+                capacity_policy=request.capacity_policy,
+                model=info.name,
+                description=request.description,
+            )
+        except ValidationError as error:
+            raise validation_error(error, prefix="spec") from error
+        bank = self.store.create_bank(config)
+        LOG.info("created bank %s (model %s, %s)", config.name, info.name, config.index.kind.value)
+        return bank
+
+    def bank(self, name: str) -> Bank:
+        if not name:
+            raise InvalidArgument("bank name is required", field="bank")
+        return self.store.bank(name)
+
+    def banks(self) -> list[Bank]:
+        return self.store.banks()
+
+    def drop_bank(self, name: str) -> None:
+        self.bank(name)
+        with self._lock:
+            self._batchers.pop(name, None)
+        self.store.drop_bank(name)
+        LOG.info("dropped bank %s", name)
+
+    def key_space(self, bank: Bank) -> str:
+        """Which key space the bank's index holds and which hops search it."""
+        config = bank.config
+        name = config.model or self._default_model
+        try:
+            hops = self.models.get(name).info.max_hops
+        except NotFound:
+            return (
+                f"keys of model {name!r} (not served), dim {config.key_dim}, {config.metric.value}"
+            )
+        return (
+            f"one key space: keys of model {name!r}, dim {config.key_dim}, "
+            f"{config.metric.value}; searched by every hop 1..{hops}"
+        )
+
+    # Memories.
+
+    def write(self, bank_name: str, data: WriteInput, *, mode: WriteMode) -> WriteOutcome:
+        bank = self.bank(bank_name)
+        info = self.model_of(bank).info
+        unknown: set[str] = set()
+        if info.input_kind is InputKind.TEXT:
+            if data.keys is not None or data.values is not None:
+                raise InvalidArgument(
+                    f"bank {bank.name!r} holds text (model {info.name!r}): send memories[].text, "
+                    "not batch.keys / batch.values",
+                    field="batch.keys",
+                )
+            texts = data.texts or []
+            for i, text in enumerate(texts):
+                if not text or not text.strip():
+                    raise InvalidArgument(
+                        f"batch.memories[{i}].text is empty", field=f"batch.memories[{i}].text"
+                    )
+            encoded = self.model_of(bank).encode_memories([t or "" for t in texts])
+            keys, values = encoded.keys, encoded.values
+            for words in encoded.unknown_words:
+                unknown.update(words)
+        else:
+            if data.keys is None or data.values is None:
+                raise InvalidArgument(
+                    f"bank {bank.name!r} holds vectors: batch.keys [N, {bank.config.key_dim}] and "
+                    f"batch.values [N, {bank.config.value_dim}] are required",
+                    field="batch.keys" if data.keys is None else "batch.values",
+                )
+            keys, values = data.keys, data.values
+        batch = MemoryBatch(
+            keys=keys, values=values, ids=data.ids, texts=data.texts, metadata=data.metadata
+        )
+        result = bank.write(batch, mode=mode)
+        return WriteOutcome(result=result, unknown_words=sorted(unknown))
+
+    # Queries.
+
+    def query(
+        self,
+        bank_name: str,
+        params: QueryParams,
+        *,
+        questions: list[str] | None,
+        vectors: np.ndarray | None,
+        deadline: float | None,
+    ) -> QueryAnswer:
+        """Answer B questions (text) or (B, Dk) query vectors against one bank."""
+        bank = self.bank(bank_name)
+        model = self.model_of(bank)
+        info = model.info
+        self._check_query_params(info, params, bank)
+        _check_deadline(deadline)
+        if info.input_kind is InputKind.TEXT:
+            if vectors is not None or not questions:
+                raise InvalidArgument(
+                    f"bank {bank.name!r} (model {info.name!r}) takes questions, not query_vectors",
+                    field="questions",
+                )
+            encoded = model.encode_queries(questions)
+            queries, unknown = encoded.vectors, encoded.unknown_words
+        else:
+            if vectors is None or questions:
+                raise InvalidArgument(
+                    f"bank {bank.name!r} (model {info.name!r}) takes query_vectors "
+                    f"[B, {bank.config.key_dim}], not questions",
+                    field="query_vectors",
+                )
+            if vectors.shape[1] != bank.config.key_dim:
+                raise InvalidArgument(
+                    f"query_vectors must be [B, {bank.config.key_dim}], got {list(vectors.shape)}",
+                    field="query_vectors.shape",
+                )
+            queries, unknown = vectors, [[] for _ in range(vectors.shape[0])]
+        _check_deadline(deadline)
+        bank_seq = bank.last_seq
+        output = self._run(bank, model, params, np.ascontiguousarray(queries), deadline)
+        ordered = sorted({i for hop in output.hops for row in hop.ids for i in row if i})
+        records: dict[str, MemoryRecord] = {}
+        for start in range(0, len(ordered), RECORD_CHUNK):
+            chunk = bank.get(ordered[start : start + RECORD_CHUNK])
+            records.update((record.id, record) for record in chunk if record is not None)
+        return QueryAnswer(
+            output=output, unknown_words=unknown, records=records, bank_seq=bank_seq, model=info
+        )
+
+    def _check_query_params(self, info: ModelInfo, params: QueryParams, bank: Bank) -> None:
+        if params.hops is not None and not 1 <= params.hops <= info.max_hops:
+            raise InvalidArgument(
+                f"hops must be 1..{info.max_hops} for model {info.name!r}, got {params.hops}",
+                field="hops",
+            )
+        if params.mode not in info.attention_modes:
+            allowed = ", ".join(m.value for m in info.attention_modes)
+            raise InvalidArgument(
+                f"attention_mode {params.mode.value} is not supported by model {info.name!r} "
+                f"(supported: {allowed})",
+                field="attention_mode",
+            )
+        if params.mode is AttentionMode.SOFT and bank.count() > self.settings.max_k:
+            raise InvalidArgument(
+                f"ATTENTION_MODE_SOFT attends over all {bank.count()} memories of bank "
+                f"{bank.name!r}; the limit is max_k={self.settings.max_k}",
+                field="attention_mode",
+            )
+
+    def _run(
+        self,
+        bank: Bank,
+        model: ServedModel,
+        params: QueryParams,
+        queries: np.ndarray,
+        deadline: float | None,
+    ) -> QueryOutput:
+        if not self.settings.batching_enabled:
+            return self._forward(bank, model, params, queries)
+        return self._batcher(bank, model).submit(params, queries, deadline=deadline)
+
+    def _forward(
+        self, bank: Bank, model: ServedModel, params: QueryParams, queries: np.ndarray
+    ) -> QueryOutput:
+        source = BankMemorySource(
+            bank,
+            ef_search=params.ef_search,
+            nprobe=params.nprobe,
+            metadata_filter=json.loads(params.metadata_filter_json)
+            if params.metadata_filter_json
+            else None,
+        )
+        return model.query(queries, source, k=params.k, hops=params.hops, mode=params.mode)
+
+    def _batcher(self, bank: Bank, model: ServedModel) -> Batcher:
+        with self._lock:
+            batcher = self._batchers.get(bank.name)
+            if batcher is None:
+
+                def run_batch(key: Hashable, queries: np.ndarray) -> QueryOutput:
+                    assert isinstance(key, QueryParams)
+                    return self._forward(bank, model, key, queries)
+
+                batcher = Batcher(
+                    run_batch,
+                    max_batch=self.settings.batching_max_batch,
+                    max_delay_s=self.settings.batching_max_delay_ms / 1000.0,
+                    workers=self.settings.batching_workers,
+                    max_queued=self.settings.max_queued_queries,
+                    observe_batch=self._observe_batch,
+                )
+                self._batchers[bank.name] = batcher
+            return batcher
+
+
+def _check_deadline(deadline: float | None) -> None:
+    if deadline is not None and deadline <= time.monotonic():
+        raise DeadlineExceeded("deadline exceeded before the query ran")

@@ -1,0 +1,176 @@
+"""The call wrapper every memnet RPC runs in: auth, error mapping, metrics, access log.
+
+One server interceptor wraps the handlers of the four memnet services (health and
+reflection pass through untouched). Around each call it authenticates the API key
+and checks the caller's right on the bank the request names, runs the servicer,
+turns any exception into a status through ``errors.status_for``, and records the
+method, code and latency.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from memnet_server.auth import CURRENT_PRINCIPAL, KeyRing, Principal, Right
+from memnet_server.errors import status_for
+from memnet_server.metrics import Metrics
+
+LOG = logging.getLogger(__name__)
+
+BankOf = Callable[[Any], str]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What an RPC needs: the right (None = any valid key) and where its bank is named."""
+
+    right: Right | None
+    bank_of: BankOf | None
+
+
+_PREFIX = "/memnet.api.v1."
+RULES: dict[str, Rule] = {
+    f"{_PREFIX}BankService/CreateBank": Rule(Right.WRITE, lambda r: r.spec.name),
+    f"{_PREFIX}BankService/GetBank": Rule(Right.READ, lambda r: r.name),
+    f"{_PREFIX}BankService/ListBanks": Rule(None, None),  # filtered by the servicer
+    f"{_PREFIX}BankService/DeleteBank": Rule(Right.WRITE, lambda r: r.name),
+    f"{_PREFIX}MemoryService/WriteMemories": Rule(Right.WRITE, lambda r: r.bank),
+    f"{_PREFIX}MemoryService/StreamWriteMemories": Rule(Right.WRITE, lambda r: r.bank),
+    f"{_PREFIX}MemoryService/GetMemories": Rule(Right.READ, lambda r: r.bank),
+    f"{_PREFIX}MemoryService/DeleteMemories": Rule(Right.WRITE, lambda r: r.bank),
+    f"{_PREFIX}MemoryService/ListMemories": Rule(Right.READ, lambda r: r.bank),
+    f"{_PREFIX}MemoryService/CountMemories": Rule(Right.READ, lambda r: r.bank),
+    f"{_PREFIX}QueryService/Query": Rule(Right.READ, lambda r: r.bank),
+    f"{_PREFIX}ModelService/ListModels": Rule(None, None),
+    f"{_PREFIX}ModelService/GetModel": Rule(None, None),
+}
+
+
+class CallInterceptor(grpc.ServerInterceptor):
+    """Auth + status mapping + metrics around every memnet RPC."""
+
+    def __init__(self, *, keys: KeyRing | None, metrics: Metrics) -> None:
+        self._keys = keys
+        self._metrics = metrics
+        self._idle = threading.Condition()
+        self._inflight = 0
+
+    def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no memnet handler is running; False if still busy after ``timeout_s``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._inflight == 0, timeout_s)
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(handler_call_details)
+        method = handler_call_details.method
+        rule = RULES.get(method)
+        if handler is None or rule is None:
+            return handler
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(method, rule, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_client_stream(method, rule, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _authenticate(self, context: grpc.ServicerContext) -> Principal | None:
+        if self._keys is None:
+            return None
+        return self._keys.authenticate(context.invocation_metadata())
+
+    def _call(
+        self,
+        method: str,
+        context: grpc.ServicerContext,
+        body: Callable[[Principal | None], Any],
+    ) -> Any:
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        with self._idle:
+            self._inflight += 1
+        try:
+            principal = self._authenticate(context)
+            token = CURRENT_PRINCIPAL.set(principal)
+            try:
+                return body(principal)
+            finally:
+                CURRENT_PRINCIPAL.reset(token)
+        except Exception as error:
+            code, message = status_for(error, method=method)
+            context.abort(code, message)
+        finally:
+            with self._idle:
+                self._inflight -= 1
+                self._idle.notify_all()
+            latency_s = time.perf_counter() - start
+            self._metrics.observe_call(method, code.name, latency_s)
+            if code is not grpc.StatusCode.OK:
+                LOG.info(
+                    "rpc %s failed with %s",
+                    method,
+                    code.name,
+                    extra={"method": method, "code": code.name, "latency_ms": latency_s * 1e3},
+                )
+            elif LOG.isEnabledFor(logging.DEBUG):
+                LOG.debug(
+                    "rpc", extra={"method": method, "code": "OK", "latency_ms": latency_s * 1e3}
+                )
+
+    def _wrap_unary(
+        self, method: str, rule: Rule, behavior: Callable[[Any, grpc.ServicerContext], Any]
+    ) -> Callable[[Any, grpc.ServicerContext], Any]:
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            def body(principal: Principal | None) -> Any:
+                if principal is not None and rule.right is not None and rule.bank_of is not None:
+                    principal.check(rule.bank_of(request), rule.right)
+                return behavior(request, context)
+
+            return self._call(method, context, body)
+
+        return wrapped
+
+    def _wrap_client_stream(
+        self,
+        method: str,
+        rule: Rule,
+        behavior: Callable[[Iterator[Any], grpc.ServicerContext], Any],
+    ) -> Callable[[Iterator[Any], grpc.ServicerContext], Any]:
+        def wrapped(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            def body(principal: Principal | None) -> Any:
+                if principal is None or rule.right is None or rule.bank_of is None:
+                    return behavior(requests, context)
+                return behavior(_checked(requests, principal, rule), context)
+
+            return self._call(method, context, body)
+
+        return wrapped
+
+
+def _checked(requests: Iterator[Any], principal: Principal, rule: Rule) -> Iterator[Any]:
+    """Check the right on every named bank of a client stream before it is used."""
+    assert rule.right is not None and rule.bank_of is not None
+    first = True
+    for request in requests:
+        bank = rule.bank_of(request)
+        if bank or first:
+            principal.check(bank, rule.right)
+        first = False
+        yield request

@@ -1,0 +1,93 @@
+"""Prometheus metrics, served on their own port from a registry owned by one server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+LOG = logging.getLogger(__name__)
+
+LATENCY_BUCKETS_S = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0,
+)  # fmt: skip
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+BankSizes = Callable[[], list[tuple[str, int]]]
+
+
+class _BankSizeCollector(Collector):
+    def __init__(self, bank_sizes: BankSizes) -> None:
+        self._bank_sizes = bank_sizes
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "memnet_bank_memories", "Live memories per bank.", labels=["bank"]
+        )
+        for name, count in self._bank_sizes():
+            gauge.add_metric([name], count)
+        yield gauge
+
+
+class Metrics:
+    """Request counts and latencies by method and status code, batch sizes, bank sizes."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "memnet_requests",
+            "RPCs finished, by method and status code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "memnet_errors",
+            "RPCs that ended with a status other than OK, by method and code.",
+            ["method", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "memnet_request_latency_seconds",
+            "RPC handling time in seconds, by method.",
+            ["method"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "memnet_query_batch_size",
+            "Questions per model forward (dynamic batching).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self._http: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def observe_call(self, method: str, code: str, latency_s: float) -> None:
+        self.requests.labels(method, code).inc()
+        if code != "OK":
+            self.errors.labels(method, code).inc()
+        self.latency.labels(method).observe(latency_s)
+
+    def observe_batch(self, size: int) -> None:
+        self.batch_size.observe(size)
+
+    def watch_banks(self, bank_sizes: BankSizes) -> None:
+        self.registry.register(_BankSizeCollector(bank_sizes))
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the /metrics HTTP endpoint; returns the port it listens on."""
+        self._http, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        bound = int(self._http.server_port)
+        LOG.info("metrics on http://%s:%d/metrics", host, bound)
+        return bound
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

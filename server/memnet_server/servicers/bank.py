@@ -1,0 +1,87 @@
+"""BankService: create, describe, list and delete banks."""
+
+from __future__ import annotations
+
+import grpc
+
+from memnet.api.v1 import bank_pb2, bank_pb2_grpc
+from memnet.store import Bank
+from memnet_server.auth import visible
+from memnet_server.convert import (
+    CAPACITY_POLICY_FROM_PROTO,
+    CAPACITY_POLICY_TO_PROTO,
+    METRIC_FROM_PROTO,
+    METRIC_TO_PROTO,
+    enum_value,
+    index_spec_from_proto,
+    index_spec_to_proto,
+)
+from memnet_server.engine import BankRequest, Engine
+
+
+def bank_to_proto(engine: Engine, bank: Bank) -> bank_pb2.Bank:
+    config = bank.config
+    spec = bank_pb2.BankSpec(
+        name=config.name,
+        model=config.model or engine.default_model,
+        key_dim=config.key_dim,
+        value_dim=config.value_dim,
+        metric=METRIC_TO_PROTO[config.metric],
+        index=index_spec_to_proto(config.index),
+        capacity=config.capacity or 0,
+        capacity_policy=CAPACITY_POLICY_TO_PROTO[config.capacity_policy],
+        description=config.description,
+    )
+    return bank_pb2.Bank(
+        spec=spec,
+        memory_count=bank.count(),
+        last_seq=bank.last_seq,
+        key_space=engine.key_space(bank),
+    )
+
+
+class BankServicer(bank_pb2_grpc.BankServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def CreateBank(  # noqa: N802
+        self, request: bank_pb2.CreateBankRequest, context: grpc.ServicerContext
+    ) -> bank_pb2.CreateBankResponse:
+        spec = request.spec
+        bank = self._engine.create_bank(
+            BankRequest(
+                name=spec.name,
+                model=spec.model or None,
+                key_dim=spec.key_dim,
+                value_dim=spec.value_dim,
+                metric=enum_value(METRIC_FROM_PROTO, spec.metric, field="spec.metric"),
+                index=index_spec_from_proto(spec.index),
+                capacity=spec.capacity or None,
+                capacity_policy=enum_value(
+                    CAPACITY_POLICY_FROM_PROTO, spec.capacity_policy, field="spec.capacity_policy"
+                ),
+                description=spec.description,
+            )
+        )
+        return bank_pb2.CreateBankResponse(bank=bank_to_proto(self._engine, bank))
+
+    def GetBank(  # noqa: N802
+        self, request: bank_pb2.GetBankRequest, context: grpc.ServicerContext
+    ) -> bank_pb2.GetBankResponse:
+        bank = self._engine.bank(request.name)
+        return bank_pb2.GetBankResponse(bank=bank_to_proto(self._engine, bank))
+
+    def ListBanks(  # noqa: N802
+        self, request: bank_pb2.ListBanksRequest, context: grpc.ServicerContext
+    ) -> bank_pb2.ListBanksResponse:
+        banks = [bank for bank in self._engine.banks() if visible(bank.name)]
+        banks.sort(key=lambda bank: bank.name)
+        return bank_pb2.ListBanksResponse(
+            banks=[bank_to_proto(self._engine, bank) for bank in banks]
+        )
+
+    def DeleteBank(  # noqa: N802
+        self, request: bank_pb2.DeleteBankRequest, context: grpc.ServicerContext
+    ) -> bank_pb2.DeleteBankResponse:
+        self._engine.drop_bank(request.name)
+        return bank_pb2.DeleteBankResponse()

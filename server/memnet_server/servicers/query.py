@@ -1,0 +1,178 @@
+"""QueryService: answer questions against a bank and explain each answer hop by hop."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import grpc
+import numpy as np
+
+from memnet.api.tensors import from_tensor, to_tensor
+from memnet.api.v1 import query_pb2, query_pb2_grpc
+from memnet.errors import InvalidArgument
+from memnet.model.serving import HopAttention
+from memnet.store.types import MAX_VECTOR_DIM, MemoryRecord
+from memnet_server.config import ServerSettings
+from memnet_server.convert import (
+    ATTENTION_MODE_FROM_PROTO,
+    dump_json,
+    enum_value,
+    parse_json_object,
+)
+from memnet_server.engine import Engine, QueryAnswer, QueryParams
+
+DEFAULT_TOP_ANSWERS = 5
+MAX_QUESTION_BYTES = 64 * 1024
+MAX_FILTER_BYTES = 64 * 1024
+NO_DEADLINE_S = 1e8  # time_remaining() above this means the caller set no deadline
+
+
+def decode_params(request: query_pb2.QueryRequest, settings: ServerSettings) -> QueryParams:
+    k = request.k or settings.default_k
+    if k > settings.max_k:
+        raise InvalidArgument(f"k must be 1..{settings.max_k}, got {k}", field="k")
+    ef_search = request.ef_search if request.HasField("ef_search") else None
+    nprobe = request.nprobe if request.HasField("nprobe") else None
+    for name, value in (("ef_search", ef_search), ("nprobe", nprobe)):
+        if value is not None and not 1 <= value <= 65536:
+            raise InvalidArgument(f"{name} must be 1..65536, got {value}", field=name)
+    metadata_filter = parse_json_object(
+        request.metadata_filter_json, field="metadata_filter_json", max_bytes=MAX_FILTER_BYTES
+    )
+    return QueryParams(
+        k=k,
+        hops=request.hops or None,
+        mode=enum_value(ATTENTION_MODE_FROM_PROTO, request.attention_mode, field="attention_mode"),
+        metadata_filter_json=json.dumps(metadata_filter, sort_keys=True) if metadata_filter else "",
+        ef_search=ef_search,
+        nprobe=nprobe,
+    )
+
+
+def decode_inputs(
+    request: query_pb2.QueryRequest, settings: ServerSettings
+) -> tuple[list[str] | None, np.ndarray | None]:
+    """(questions, None) or (None, (B, Dk) vectors), with B within max_batch_queries."""
+    limit = settings.max_batch_queries
+    has_vectors = request.HasField("query_vectors")
+    if request.questions and has_vectors:
+        raise InvalidArgument("send questions or query_vectors, not both", field="questions")
+    if has_vectors:
+        vectors = from_tensor(
+            request.query_vectors,
+            field="query_vectors",
+            ndim=2,
+            max_elements=limit * MAX_VECTOR_DIM,
+        )
+        if not 1 <= vectors.shape[0] <= limit:
+            raise InvalidArgument(
+                f"query_vectors must hold 1..{limit} rows (max_batch_queries), "
+                f"got {vectors.shape[0]}",
+                field="query_vectors",
+            )
+        return None, vectors
+    questions = list(request.questions)
+    if not questions:
+        raise InvalidArgument("questions or query_vectors is required", field="questions")
+    if len(questions) > limit:
+        raise InvalidArgument(
+            f"questions has {len(questions)} entries, limit max_batch_queries={limit}",
+            field="questions",
+        )
+    for i, question in enumerate(questions):
+        if not question.strip():
+            raise InvalidArgument(f"questions[{i}] is empty", field=f"questions[{i}]")
+        if len(question.encode()) > MAX_QUESTION_BYTES:
+            raise InvalidArgument(
+                f"questions[{i}] is longer than {MAX_QUESTION_BYTES} bytes",
+                field=f"questions[{i}]",
+            )
+    return questions, None
+
+
+def _add_hop(
+    result: query_pb2.QueryResult,
+    hop_number: int,
+    hop: HopAttention,
+    row: int,
+    records: dict[str, MemoryRecord],
+    *,
+    include_vectors: bool,
+) -> None:
+    """Append one hop's attended memories (padding dropped), highest weight first."""
+    ids = hop.ids[row]
+    scores, weights = hop.scores[row].tolist(), hop.weights[row].tolist()  # (K,)
+    order = sorted((j for j, memory_id in enumerate(ids) if memory_id), key=weights.__getitem__)
+    message = result.hops.add(hop=hop_number)
+    for j in reversed(order):
+        memory_id = ids[j]
+        attended = message.memories.add(id=memory_id, score=scores[j], weight=weights[j])
+        record = records.get(memory_id)
+        if record is None:
+            continue
+        if record.text:
+            attended.text = record.text
+        if record.metadata:
+            attended.metadata_json = dump_json(record.metadata)
+        if include_vectors:
+            attended.key.CopyFrom(to_tensor(record.key))
+            attended.value.CopyFrom(to_tensor(record.value))
+
+
+def encode_result(
+    answer: QueryAnswer, row: int, *, top_answers: int, include_vectors: bool
+) -> query_pb2.QueryResult:
+    output, info = answer.output, answer.model
+    result = query_pb2.QueryResult(
+        readout=to_tensor(output.readout[row]), unknown_words=answer.unknown_words[row]
+    )
+    if output.answer_probs is not None and info.answer_vocab:
+        probs = output.answer_probs[row]  # (A,)
+        best = np.argsort(-probs, kind="stable")[:top_answers]
+        for index in best.tolist():
+            result.alternatives.add(
+                answer=info.answer_vocab[index], probability=float(probs[index])
+            )
+        result.answer = result.alternatives[0].answer
+        result.probability = result.alternatives[0].probability
+    for hop_number, hop in enumerate(output.hops, start=1):
+        _add_hop(result, hop_number, hop, row, answer.records, include_vectors=include_vectors)
+    return result
+
+
+def decode_top_answers(request: query_pb2.QueryRequest, settings: ServerSettings) -> int:
+    top = request.top_answers or DEFAULT_TOP_ANSWERS
+    if top > settings.max_top_answers:
+        raise InvalidArgument(
+            f"top_answers must be 0..{settings.max_top_answers}, got {top}", field="top_answers"
+        )
+    return top
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._settings = engine.settings
+
+    def Query(  # noqa: N802
+        self, request: query_pb2.QueryRequest, context: grpc.ServicerContext
+    ) -> query_pb2.QueryResponse:
+        params = decode_params(request, self._settings)
+        top = decode_top_answers(request, self._settings)
+        questions, vectors = decode_inputs(request, self._settings)
+        remaining_s = context.time_remaining()  # huge, not None, when the call has no deadline
+        has_deadline = remaining_s is not None and remaining_s < NO_DEADLINE_S
+        deadline = time.monotonic() + remaining_s if has_deadline else None
+        answer = self._engine.query(
+            request.bank, params, questions=questions, vectors=vectors, deadline=deadline
+        )
+        rows = answer.output.readout.shape[0]
+        return query_pb2.QueryResponse(
+            results=[
+                encode_result(answer, row, top_answers=top, include_vectors=request.include_vectors)
+                for row in range(rows)
+            ],
+            model=answer.model.name,
+            bank_seq=answer.bank_seq,
+        )
