@@ -21,7 +21,7 @@ MAX_VECTOR_DIM = 8192
 JsonObject = dict[str, Any]
 
 
-class Metric(str, Enum):
+class Metric(str, Enum):  # noqa: UP042 (str() must stay as it was)
     """How the index compares a query with a key. Scores are always higher-is-better."""
 
     INNER_PRODUCT = "inner_product"
@@ -29,7 +29,7 @@ class Metric(str, Enum):
     COSINE = "cosine"  # keys and queries L2-normalised, then inner product
 
 
-class IndexKind(str, Enum):
+class IndexKind(str, Enum):  # noqa: UP042 (str() must stay as it was)
     FLAT = "flat"
     HNSW = "hnsw"
     IVF = "ivf"
@@ -37,17 +37,17 @@ class IndexKind(str, Enum):
     FACTORY = "factory"  # any FAISS index_factory string in IndexSpec.factory
 
 
-class CapacityPolicy(str, Enum):
+class CapacityPolicy(str, Enum):  # noqa: UP042 (str() must stay as it was)
     REJECT = "reject"  # a write that would exceed capacity fails, nothing stored
     EVICT_OLDEST = "evict_oldest"  # the lowest-sequence memories are deleted to make room
 
 
-class WriteMode(str, Enum):
+class WriteMode(str, Enum):  # noqa: UP042 (str() must stay as it was)
     UPSERT = "upsert"  # insert new ids, replace existing ones
     INSERT = "insert"  # reject the whole batch if any id exists
 
 
-class FsyncPolicy(str, Enum):
+class FsyncPolicy(str, Enum):  # noqa: UP042 (str() must stay as it was)
     ALWAYS = "always"  # fsync the log before every acknowledgement (group commit)
     INTERVAL = "interval"  # fsync at most every fsync_interval_ms; a crash loses that window
     NONE = "none"  # leave it to the OS; a machine crash may lose any unflushed write
@@ -67,6 +67,9 @@ class IndexSpec(BaseModel):
     pq_m: int = Field(16, ge=1, le=512)
     pq_nbits: int = Field(8, ge=4, le=16)
     factory: str | None = Field(None, max_length=256)
+    # Live memories before an index that needs training is trained; None = 39 per
+    # centroid (IVF: 39*nlist; IVF-PQ: 39*max(nlist, 2**pq_nbits); factory: 39*IVFn or 10,000).
+    train_size: int | None = Field(None, ge=1, le=1 << 30)
 
     @model_validator(mode="after")
     def _factory_given_for_factory_kind(self) -> IndexSpec:
@@ -84,7 +87,7 @@ class BankConfig(BaseModel):
     key_dim: int = Field(ge=1, le=MAX_VECTOR_DIM)
     value_dim: int = Field(ge=1, le=MAX_VECTOR_DIM)
     metric: Metric = Metric.INNER_PRODUCT
-    index: IndexSpec = IndexSpec()
+    index: IndexSpec = IndexSpec.model_validate({})  # (mypy sees no pydantic defaults)
     capacity: int | None = Field(None, ge=1, le=1 << 40)  # max live memories; None = unbounded
     capacity_policy: CapacityPolicy = CapacityPolicy.REJECT
     model: str | None = Field(None, max_length=128)  # model whose encoders produced the keys
@@ -112,6 +115,9 @@ class StoreSettings:
     fsync_interval_ms: int = 50
     snapshot_after_log_bytes: int = 256 * 1024 * 1024  # snapshot + truncate the log past this
     limits: StoreLimits = field(default_factory=StoreLimits)
+    snapshot_on_close: bool = True  # close() snapshots a bank whose log holds records
+    compact_dead_fraction: float = 0.5  # rebuild arrays + index when dead slots pass this share
+    compact_min_dead: int = 1024  # ... and number at least this many
 
 
 @dataclass

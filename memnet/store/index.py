@@ -1,0 +1,196 @@
+"""FAISS index construction, search parameters, tombstones and training for one bank.
+
+Labels are slot numbers (``vectors.SlotTable``). Two deletion modes:
+
+* **remove** (flat, IVF, IVF-PQ, factory indexes that implement ``remove_ids``):
+  dead slots are removed from the index in one batched ``remove_ids`` call per write.
+* **tombstone** (HNSW, and factory indexes whose ``remove_ids`` raises): dead slots
+  stay in the graph and searches pass an ``IDSelectorBitmap`` of live slots; the
+  bank compacts (rebuilds) once dead slots dominate.
+
+An index that needs training (IVF, IVF-PQ, trainable factory strings) is built
+untrained; until the bank holds ``train_threshold`` live memories the bank
+answers by exact search over its arrays, then trains on all live keys and adds them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from memnet.store.types import IndexKind, IndexSpec, Metric
+
+LOG = logging.getLogger(__name__)
+
+# FAISS k-means warns below 39 training points per centroid; we train at that level.
+POINTS_PER_CENTROID = 39
+DEFAULT_FACTORY_TRAIN = 10_000
+
+
+def faiss_metric(metric: Metric) -> int:
+    return int(faiss.METRIC_L2 if metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT)
+
+
+def train_threshold(spec: IndexSpec) -> int:
+    """Live memories needed before an index that needs training is trained."""
+    if spec.train_size is not None:
+        return spec.train_size
+    if spec.kind is IndexKind.IVF:
+        return POINTS_PER_CENTROID * spec.nlist
+    if spec.kind is IndexKind.IVF_PQ:
+        return POINTS_PER_CENTROID * max(spec.nlist, 1 << spec.pq_nbits)
+    if spec.kind is IndexKind.FACTORY and spec.factory is not None:
+        nums = [int(n) for n in re.findall(r"IVF(\d+)", spec.factory)]
+        return POINTS_PER_CENTROID * max(nums) if nums else DEFAULT_FACTORY_TRAIN
+    return 0
+
+
+def build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
+    """An empty FAISS index for ``spec`` whose labels are slot numbers."""
+    index = _build(spec, metric, dim)
+    set_defaults(index, spec)
+    return index
+
+
+def _build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
+    fm = faiss_metric(metric)
+    if spec.kind is IndexKind.FLAT:
+        return faiss.IndexIDMap(faiss.IndexFlat(dim, fm))
+    if spec.kind is IndexKind.HNSW:
+        index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, fm)
+        index.hnsw.efConstruction = spec.ef_construction
+        index.hnsw.efSearch = spec.ef_search
+        return index
+    if spec.kind is IndexKind.IVF:
+        flat = faiss.IndexIVFFlat(faiss.IndexFlat(dim, fm), dim, spec.nlist, fm)
+        flat.nprobe = spec.nprobe
+        return flat
+    if spec.kind is IndexKind.IVF_PQ:
+        if dim % spec.pq_m:
+            raise ValueError(f"index.pq_m={spec.pq_m} must divide key_dim={dim}")
+        ivf = faiss.IndexIVFPQ(
+            faiss.IndexFlat(dim, fm), dim, spec.nlist, spec.pq_m, spec.pq_nbits, fm
+        )
+        ivf.nprobe = spec.nprobe
+        return ivf
+    assert spec.factory is not None
+    inner = faiss.index_factory(dim, spec.factory, fm)
+    if faiss.try_extract_index_ivf(inner) is not None:
+        # IVF stores labels natively; IndexIDMap over IVF breaks remove_ids (FAISS asserts).
+        return inner
+    return faiss.IndexIDMap(inner)
+
+
+def remove(index: faiss.Index, slots: np.ndarray) -> None:
+    """Remove labels ``slots`` in one batched call (one call per id is catastrophically slow)."""
+    removed = index.remove_ids(slots)  # type: ignore[arg-type]  # numpy overload
+    assert removed == len(slots), f"removed {removed} of {len(slots)} labels"
+
+
+def uses_tombstones(index: faiss.Index) -> bool:
+    """True when ``remove_ids`` is not implemented (HNSW and friends)."""
+    try:
+        index.remove_ids(np.empty(0, dtype=np.int64))  # type: ignore[arg-type]  # numpy overload
+    except RuntimeError:
+        return True
+    return False
+
+
+def is_sequential(index: faiss.Index) -> bool:
+    """Indexes without an id map label vectors 0, 1, 2... in add order."""
+    return isinstance(index, faiss.IndexHNSW)
+
+
+def empty_like(index: faiss.Index, spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
+    """An empty index with the same training (IVF centroids, PQ codebooks) as ``index``."""
+    if not index.is_trained or spec.kind in (IndexKind.FLAT, IndexKind.HNSW):
+        return build(spec, metric, dim)
+    clone = faiss.clone_index(index)
+    clone.reset()
+    return clone
+
+
+def add(index: faiss.Index, slots: np.ndarray, keys: np.ndarray) -> None:
+    """Add (N, Dk) float32 ``keys`` under labels ``slots``."""
+    if len(slots) == 0:
+        return
+    if is_sequential(index):
+        assert int(slots[0]) == index.ntotal and int(slots[-1]) == index.ntotal + len(slots) - 1
+        index.add(keys)
+    else:
+        index.add_with_ids(keys, slots)
+
+
+def train(index: faiss.Index, keys: np.ndarray) -> None:
+    t0 = time.perf_counter()
+    index.train(keys)
+    LOG.info("trained index on %d vectors in %.1f ms", len(keys), (time.perf_counter() - t0) * 1e3)
+
+
+def _inner(index: faiss.Index) -> faiss.Index:
+    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+
+
+def family(index: faiss.Index) -> str:
+    """ "hnsw", "ivf" or "other": which search parameters the index takes."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        return "hnsw"
+    if faiss.try_extract_index_ivf(inner) is not None:
+        return "ivf"
+    return "other"
+
+
+def set_defaults(index: faiss.Index, spec: IndexSpec) -> None:
+    """Make the spec's efSearch / nprobe the index's own defaults (also after loading it)."""
+    inner = _inner(index)
+    if isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = spec.ef_search
+    ivf = faiss.try_extract_index_ivf(inner)
+    if ivf is not None:
+        ivf.nprobe = spec.nprobe
+
+
+def search_params(
+    fam: str,
+    spec: IndexSpec,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    k: int,
+    selector: faiss.IDSelector | None,
+) -> faiss.SearchParameters | None:
+    """Per-call parameters, or None when the index defaults (``set_defaults``) already apply."""
+    if fam == "hnsw":
+        ef = max(ef_search or spec.ef_search, k)  # HNSW returns at most efSearch results
+        if ef == spec.ef_search and selector is None:
+            return None
+        return faiss.SearchParametersHNSW(efSearch=ef, sel=selector)  # type: ignore[attr-defined]
+    if fam == "ivf":
+        if nprobe is None and selector is None:
+            return None
+        return faiss.SearchParametersIVF(nprobe=nprobe or spec.nprobe, sel=selector)  # type: ignore[call-arg]
+    if selector is not None:
+        return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+    return None
+
+
+def bitmap_selector(allowed_slots: np.ndarray, n_slots: int) -> tuple[faiss.IDSelector, np.ndarray]:
+    """A selector admitting exactly ``allowed_slots``; keep the returned bitmap alive while used."""
+    mask = np.zeros(n_slots, bool)
+    mask[allowed_slots] = True
+    bits = np.packbits(mask, bitorder="little")
+    return faiss.IDSelectorBitmap(n_slots, faiss.swig_ptr(bits)), bits
+
+
+def write(index: faiss.Index, path: Path) -> None:
+    faiss.write_index(index, str(path))
+
+
+def read(path: Path) -> faiss.Index:
+    return faiss.read_index(str(path))

@@ -1,0 +1,168 @@
+"""Search of one bank: candidates from FAISS (or an exact scan), exact re-scoring, padding.
+
+The index only proposes candidate slots; every returned score is recomputed from
+the stored float32 keys, so a compressed index (PQ) changes which memories are
+found, never their scores. Scores are higher-is-better: inner product, cosine,
+or -squared L2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from operator import itemgetter
+
+import faiss
+import numpy as np
+
+from memnet.store import index as ix
+from memnet.store.types import BankConfig, IndexKind, JsonObject, Metric, SearchResult
+from memnet.store.vectors import SlotTable
+
+# A filtered search scans its matching memories exactly when there are at most this many.
+EXACT_SUBSET_MAX = 65_536
+# IVF-PQ distances are approximate: fetch this many times k and keep the exact best k.
+PQ_OVERFETCH = 4
+# Batches of at least this many queries use BLAS for flat distances: FAISS 1.15 compares
+# distance_compute_blas_threshold with nq * d, so we set it to 20 * d per search.
+BLAS_MIN_QUERIES = 20
+_OMP_THREADS = faiss.omp_get_max_threads()
+
+
+@dataclass
+class IndexView:
+    """What a search reads, captured under the bank's read lock."""
+
+    config: BankConfig
+    table: SlotTable
+    index: faiss.Index
+    family: str  # ix.family(index): which search parameters it takes
+    trained: bool  # False: the index is not used yet, search scans the arrays
+    tombstones: bool  # dead slots stay in the index and need a selector
+    live_selector: tuple[faiss.IDSelector, np.ndarray] | None  # cached when tombstones
+
+
+def empty_result(b: int, k: int, config: BankConfig, *, with_vectors: bool) -> SearchResult:
+    return SearchResult(
+        ids=[[""] * k for _ in range(b)],
+        scores=np.full((b, k), -np.inf, np.float32),
+        valid=np.zeros((b, k), bool),
+        recency=np.full((b, k), -1, np.int64),
+        keys=np.zeros((b, k, config.key_dim), np.float32) if with_vectors else None,
+        values=np.zeros((b, k, config.value_dim), np.float32) if with_vectors else None,
+    )
+
+
+def candidates(
+    view: IndexView,
+    q: np.ndarray,
+    k: int,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: JsonObject | None,
+) -> np.ndarray:
+    """(B, Kf) int64 candidate slots for (B, Dk) queries, -1 where there are none."""
+    t = view.table
+    faiss.omp_set_num_threads(1 if q.shape[0] == 1 else _OMP_THREADS)  # per-thread OpenMP setting
+    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * q.shape[1]
+    selector: faiss.IDSelector | None = None
+    keep_alive: np.ndarray | None = None
+    if metadata_filter:
+        allowed = t.matching(metadata_filter)
+        if len(allowed) == 0:
+            return np.full((q.shape[0], 1), -1, np.int64)
+        if not view.trained or len(allowed) <= EXACT_SUBSET_MAX:
+            return exact_candidates(view, q, k, allowed)
+        selector, keep_alive = ix.bitmap_selector(allowed, t.n_slots)
+    elif not view.trained:
+        return exact_candidates(view, q, k, t.live_slots())
+    elif view.tombstones and t.n_dead and view.live_selector is not None:
+        selector, keep_alive = view.live_selector
+    kf = k * PQ_OVERFETCH if view.config.index.kind is IndexKind.IVF_PQ else k
+    if ef_search is None and selector is not None and view.tombstones:
+        # Over-fetch through tombstones: widen the beam by the share of dead slots.
+        ef_search = min(
+            1 << 16, int(max(view.config.index.ef_search, kf) * t.n_slots / max(t.n_live, 1))
+        )
+    params = ix.search_params(
+        view.family, view.config.index, ef_search=ef_search, nprobe=nprobe, k=kf, selector=selector
+    )
+    _, labels = view.index.search(q, kf, params=params)  # (B, Kf)
+    del keep_alive
+    return np.asarray(labels, np.int64)
+
+
+def exact_candidates(view: IndexView, q: np.ndarray, k: int, slots: np.ndarray) -> np.ndarray:
+    """Top-k by exact scan over ``slots`` (untrained index, or a small filtered subset)."""
+    base = view.table.keys[slots]  # (M', Dk)
+    metric = view.config.metric
+    if metric is Metric.COSINE:
+        base = base / np.linalg.norm(base, axis=1, keepdims=True)
+    _, found = faiss.knn(
+        q,
+        np.ascontiguousarray(base, np.float32),
+        min(k, len(slots)),
+        metric=ix.faiss_metric(metric),
+    )
+    return np.where(found >= 0, slots[np.maximum(found, 0)], -1).astype(np.int64)  # (B, k')
+
+
+def exact_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(B, K) scores of (B, Dk) queries against their (B, K, Dk) candidate keys."""
+    if metric is Metric.L2:
+        diff = keys - q[:, None, :]  # (B, K, Dk)
+        return -np.einsum("bkd,bkd->bk", diff, diff)
+    dots = np.matmul(keys, q[:, :, None])[:, :, 0]  # (B, K)
+    if metric is Metric.COSINE:  # q is unit-norm already
+        norms = np.linalg.norm(keys, axis=2)  # (B, K)
+        return dots / np.where(norms > 0, norms, 1.0)
+    return dots
+
+
+def assemble(
+    view: IndexView, q: np.ndarray, cands: np.ndarray, k: int, *, with_vectors: bool
+) -> SearchResult:
+    """Re-score candidates exactly, keep the best k per row, pad, attach recency and vectors."""
+    t = view.table
+    valid = cands >= 0  # (B, Kf)
+    all_valid = bool(valid.all())
+    safe = cands if all_valid else np.where(valid, cands, 0)
+    scores = exact_scores(view.config.metric, q, t.keys[safe]).astype(np.float32)  # (B, Kf)
+    if not all_valid:
+        scores[~valid] = -np.inf
+    if scores.shape[1] <= k and bool((scores[:, :-1] >= scores[:, 1:]).all()):
+        slots = safe  # FAISS's order already agrees with the exact scores (the usual case)
+    else:
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (B, k')
+        rows = np.arange(q.shape[0])[:, None]  # (B, 1)
+        slots, scores, valid = safe[rows, order], scores[rows, order], valid[rows, order]
+    if slots.shape[1] < k:  # fewer candidates than k: pad
+        pad = k - slots.shape[1]
+        slots = np.pad(slots, ((0, 0), (0, pad)))
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
+        valid = np.pad(valid, ((0, 0), (0, pad)), constant_values=False)
+        all_valid = False
+    recency = t.recency(slots)  # (B, K)
+    flat = slots.ravel().tolist()
+    flat_ids: list[str | None] = (
+        list(itemgetter(*flat)(t.ids)) if len(flat) > 1 else [t.ids[flat[0]]]
+    )
+    keys = t.keys[slots] if with_vectors else None  # (B, K, Dk)
+    values = t.values[slots] if with_vectors else None  # (B, K, Dv)
+    if not all_valid:
+        invalid = ~valid
+        recency[invalid] = -1
+        for j in np.flatnonzero(invalid.ravel()).tolist():
+            flat_ids[j] = ""
+        if keys is not None and values is not None:
+            keys[invalid] = 0.0
+            values[invalid] = 0.0
+    ids = [flat_ids[r * k : (r + 1) * k] for r in range(slots.shape[0])]  # B lists of K
+    return SearchResult(
+        ids=ids,  # type: ignore[arg-type]  # "" replaced every None above
+        scores=scores,
+        valid=valid,
+        recency=recency,
+        keys=keys,
+        values=values,
+    )

@@ -1,0 +1,233 @@
+"""Checks of every caller-supplied argument, before anything is logged or changed.
+
+Each failure raises a ``memnet.errors`` exception that names the field and the
+limit, so a rejected call leaves the bank untouched.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from memnet.errors import InvalidArgument
+from memnet.store.types import BankConfig, JsonObject, MemoryBatch, Metric, StoreLimits
+
+
+@dataclass(frozen=True)
+class CleanBatch:
+    """A validated write: float32 C-contiguous arrays and checked columns."""
+
+    ids: list[str | None]  # None = generate
+    keys: np.ndarray  # (N, Dk) float32
+    values: np.ndarray  # (N, Dv) float32
+    texts: list[str | None] | None
+    sources: np.ndarray | None  # (N, Ds) float32
+    metadata: list[JsonObject] | None
+
+    @property
+    def n(self) -> int:
+        return int(self.keys.shape[0])
+
+
+def matrix(array: object, *, field: str, cols: int | None, max_rows: int) -> np.ndarray:
+    """A finite 2-D float32 C-contiguous matrix with ``cols`` columns and 1..max_rows rows."""
+    if not isinstance(array, np.ndarray):
+        raise InvalidArgument(
+            f"{field} must be a numpy array, got {type(array).__name__}", field=field
+        )
+    if array.ndim != 2:
+        raise InvalidArgument(f"{field} must be 2-D (N, D), got shape {array.shape}", field=field)
+    if array.dtype.kind not in "fiu":
+        raise InvalidArgument(f"{field} must hold floats, got dtype {array.dtype}", field=field)
+    rows, width = array.shape
+    if rows == 0:
+        raise InvalidArgument(f"{field} is empty: at least 1 row is required", field=field)
+    if rows > max_rows:
+        raise InvalidArgument(f"{field} has {rows} rows, the limit is {max_rows}", field=field)
+    if cols is not None and width != cols:
+        raise InvalidArgument(f"{field} has dimension {width}, expected {cols}", field=field)
+    if width == 0:
+        raise InvalidArgument(f"{field} has dimension 0", field=field)
+    out = np.ascontiguousarray(array, dtype=np.float32)
+    finite = np.isfinite(out).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise InvalidArgument(
+            f"{field} row {row} holds NaN or Inf (or overflows float32)", field=field
+        )
+    return out
+
+
+def _column(column: Sequence[Any] | None, n: int, *, field: str) -> None:
+    if column is not None and len(column) != n:
+        raise InvalidArgument(
+            f"{field} has {len(column)} entries, expected {n} (one per memory)", field=field
+        )
+
+
+def memory_id(value: object, *, field: str, limits: StoreLimits) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgument(
+            f"{field} entries must be non-empty strings, got {value!r}", field=field
+        )
+    if len(value.encode("utf-8")) > limits.max_id_bytes:
+        raise InvalidArgument(
+            f"{field} entry is longer than {limits.max_id_bytes} bytes", field=field
+        )
+    return value
+
+
+def id_list(ids: Sequence[str], *, limits: StoreLimits, field: str = "ids") -> list[str]:
+    if isinstance(ids, str) or not isinstance(ids, Sequence):
+        raise InvalidArgument(f"{field} must be a sequence of strings", field=field)
+    if len(ids) > limits.max_batch:
+        raise InvalidArgument(
+            f"{field} has {len(ids)} entries, the limit is {limits.max_batch}", field=field
+        )
+    return [memory_id(i, field=field, limits=limits) for i in ids]
+
+
+def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{field} entries must be JSON objects (dict)", field=field)
+    try:
+        encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as err:
+        raise InvalidArgument(f"{field} is not JSON-serialisable: {err}", field=field) from None
+    if len(encoded.encode("utf-8")) > max_bytes:
+        raise InvalidArgument(f"{field} entry exceeds {max_bytes} bytes as JSON", field=field)
+    decoded: JsonObject = json.loads(encoded)  # a private copy: the caller may mutate theirs
+    return decoded
+
+
+def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch:
+    """Validate a write batch against the bank's dimensions and the store's limits."""
+    keys = matrix(b.keys, field="keys", cols=config.key_dim, max_rows=limits.max_batch)
+    n = int(keys.shape[0])
+    values = matrix(b.values, field="values", cols=config.value_dim, max_rows=limits.max_batch)
+    if values.shape[0] != n:
+        raise InvalidArgument(f"values has {values.shape[0]} rows, keys has {n}", field="values")
+    if config.metric is Metric.COSINE:
+        zero = np.einsum("nd,nd->n", keys, keys) == 0.0
+        if zero.any():
+            raise InvalidArgument(
+                f"keys row {int(np.argmax(zero))} has zero norm (metric cosine)", field="keys"
+            )
+    _column(b.ids, n, field="ids")
+    _column(b.texts, n, field="texts")
+    _column(b.metadata, n, field="metadata")
+    ids: list[str | None] = [None] * n
+    if b.ids is not None:
+        ids = [None if i is None else memory_id(i, field="ids", limits=limits) for i in b.ids]
+        seen: set[str] = set()
+        for i in ids:
+            if i is not None and i in seen:
+                raise InvalidArgument(f"ids repeats {i!r} within one batch", field="ids")
+            if i is not None:
+                seen.add(i)
+    texts = None
+    if b.texts is not None:
+        texts = list(b.texts)
+        for t in texts:
+            if t is not None and not isinstance(t, str):
+                raise InvalidArgument("texts entries must be strings or None", field="texts")
+            if t is not None and len(t.encode("utf-8")) > limits.max_text_bytes:
+                raise InvalidArgument(
+                    f"texts entry exceeds {limits.max_text_bytes} bytes", field="texts"
+                )
+    sources = None
+    if b.source_vectors is not None:
+        sources = matrix(
+            b.source_vectors, field="source_vectors", cols=None, max_rows=limits.max_batch
+        )
+        if sources.shape[0] != n:
+            raise InvalidArgument(
+                f"source_vectors has {sources.shape[0]} rows, keys has {n}", field="source_vectors"
+            )
+        if sources.shape[1] * 4 > limits.max_text_bytes:
+            raise InvalidArgument(
+                f"source_vectors rows exceed {limits.max_text_bytes} bytes", field="source_vectors"
+            )
+    metadata = None
+    if b.metadata is not None:
+        metadata = [
+            json_object(m, field="metadata", max_bytes=limits.max_metadata_bytes)
+            for m in b.metadata
+        ]
+    return CleanBatch(ids, keys, values, texts, sources, metadata)
+
+
+def search_args(
+    queries: object,
+    k: object,
+    config: BankConfig,
+    limits: StoreLimits,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, Any] | None,
+) -> np.ndarray:
+    """Validate a search; returns (B, Dk) float32 queries (unit-norm for cosine banks)."""
+    q = matrix(queries, field="queries", cols=config.key_dim, max_rows=limits.max_queries)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= limits.max_k:
+        raise InvalidArgument(f"k must be an integer in [1, {limits.max_k}], got {k!r}", field="k")
+    if ef_search is not None and (
+        isinstance(ef_search, bool)
+        or not isinstance(ef_search, int)
+        or not 1 <= ef_search <= 1 << 16
+    ):
+        raise InvalidArgument(
+            f"ef_search must be in [1, {1 << 16}], got {ef_search!r}", field="ef_search"
+        )
+    if nprobe is not None and (
+        isinstance(nprobe, bool) or not isinstance(nprobe, int) or not 1 <= nprobe <= 1 << 20
+    ):
+        raise InvalidArgument(f"nprobe must be in [1, {1 << 20}], got {nprobe!r}", field="nprobe")
+    if metadata_filter is not None:
+        json_object(metadata_filter, field="metadata_filter", max_bytes=limits.max_metadata_bytes)
+    if config.metric is Metric.COSINE:
+        norms = np.linalg.norm(q, axis=1, keepdims=True)  # (B, 1)
+        if (norms == 0.0).any():
+            row = int(np.argmax(norms[:, 0] == 0.0))
+            raise InvalidArgument(
+                f"queries row {row} has zero norm (metric cosine)", field="queries"
+            )
+        q = np.ascontiguousarray(q / norms, dtype=np.float32)
+    return q
+
+
+def page_size(value: object, limits: StoreLimits) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= limits.max_page_size
+    ):
+        raise InvalidArgument(
+            f"page_size must be in [1, {limits.max_page_size}], got {value!r}", field="page_size"
+        )
+    return value
+
+
+def make_page_token(after_seq: int) -> str:
+    """An opaque token for the page after the memory with seq ``after_seq``."""
+    return base64.urlsafe_b64encode(f"after:{after_seq}".encode()).decode()
+
+
+def page_token(token: str | None) -> int:
+    """The seq a page token continues after (0 for the first page)."""
+    if token is None or token == "":
+        return 0
+    try:
+        prefix, value = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        if prefix != "after":
+            raise ValueError(prefix)
+        return int(value)
+    except (ValueError, UnicodeError) as err:
+        raise InvalidArgument(
+            f"page_token {token!r} is not a token this bank returned", field="page_token"
+        ) from err
