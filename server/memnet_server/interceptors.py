@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
+from memnet.errors import InvalidArgument
 from memnet_server.auth import CURRENT_PRINCIPAL, KeyRing, Principal, Right
 from memnet_server.errors import status_for
 from memnet_server.metrics import Metrics
@@ -77,16 +79,19 @@ class CallInterceptor(grpc.ServerInterceptor):
         rule = RULES.get(method)
         if handler is None or rule is None:
             return handler
+        # Requests arrive as raw bytes and are decoded inside the wrapper, so that bytes
+        # which are not a valid protobuf answer INVALID_ARGUMENT, not grpc's INTERNAL.
+        decode = _decoder(method, handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, rule, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, rule, decode, handler.unary_unary),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_client_stream(method, rule, handler.stream_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_client_stream(method, rule, decode, handler.stream_unary),
+                request_deserializer=None,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -135,10 +140,15 @@ class CallInterceptor(grpc.ServerInterceptor):
                 )
 
     def _wrap_unary(
-        self, method: str, rule: Rule, behavior: Callable[[Any, grpc.ServicerContext], Any]
-    ) -> Callable[[Any, grpc.ServicerContext], Any]:
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+        self,
+        method: str,
+        rule: Rule,
+        decode: Decoder,
+        behavior: Callable[[Any, grpc.ServicerContext], Any],
+    ) -> Callable[[bytes, grpc.ServicerContext], Any]:
+        def wrapped(request_bytes: bytes, context: grpc.ServicerContext) -> Any:
             def body(principal: Principal | None) -> Any:
+                request = decode(request_bytes)
                 if principal is not None and rule.right is not None and rule.bank_of is not None:
                     principal.check(rule.bank_of(request), rule.right)
                 return behavior(request, context)
@@ -151,10 +161,12 @@ class CallInterceptor(grpc.ServerInterceptor):
         self,
         method: str,
         rule: Rule,
+        decode: Decoder,
         behavior: Callable[[Iterator[Any], grpc.ServicerContext], Any],
-    ) -> Callable[[Iterator[Any], grpc.ServicerContext], Any]:
-        def wrapped(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+    ) -> Callable[[Iterator[bytes], grpc.ServicerContext], Any]:
+        def wrapped(request_bytes: Iterator[bytes], context: grpc.ServicerContext) -> Any:
             def body(principal: Principal | None) -> Any:
+                requests = (decode(message) for message in request_bytes)
                 if principal is None or rule.right is None or rule.bank_of is None:
                     return behavior(requests, context)
                 return behavior(_checked(requests, principal, rule), context)
@@ -162,6 +174,27 @@ class CallInterceptor(grpc.ServerInterceptor):
             return self._call(method, context, body)
 
         return wrapped
+
+
+Decoder = Callable[[bytes], Any]
+
+
+def _decoder(method: str, deserializer: Callable[[bytes], Any] | None) -> Decoder:
+    """The handler's own deserializer, with undecodable bytes as InvalidArgument."""
+    message_name = method.rsplit("/", 1)[-1] + "Request"
+
+    def decode(request_bytes: bytes) -> Any:
+        if deserializer is None:
+            return request_bytes
+        try:
+            return deserializer(request_bytes)
+        except DecodeError as error:
+            raise InvalidArgument(
+                f"request is not a valid {message_name} ({len(request_bytes)} bytes): {error}",
+                field="request",
+            ) from error
+
+    return decode
 
 
 def _checked(requests: Iterator[Any], principal: Principal, rule: Rule) -> Iterator[Any]:
