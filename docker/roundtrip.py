@@ -39,8 +39,10 @@ def vectors() -> tuple[np.ndarray, np.ndarray]:
 def ask_story(client: MemnetClient) -> None:
     result = client.query("story", QUESTION).results[0]
     hop1 = result.hops[0].memories[0]
-    print(f"story: {QUESTION} -> {result.answer} (p={result.probability:.2f}); "
-          f"hop 1 on {hop1.id} '{hop1.text}' w={hop1.weight:.2f}")
+    print(
+        f"story: {QUESTION} -> {result.answer} (p={result.probability:.2f}); "
+        f"hop 1 on {hop1.id} '{hop1.text}' w={hop1.weight:.2f}"
+    )
     if result.answer != ANSWER:
         sys.exit(f"expected answer {ANSWER!r}, got {result.answer!r}")
 
@@ -52,7 +54,8 @@ def check_vectors(client: MemnetClient) -> None:
     if len(found) != VECTOR_COUNT:
         sys.exit(f"expected {VECTOR_COUNT} vector memories, got {len(found)}")
     for i, memory in enumerate(found):
-        if memory.id != ids[i] or not np.array_equal(memory.key, keys[i]):
+        intact = np.array_equal(memory.key, keys[i]) and np.array_equal(memory.value, values[i])
+        if memory.id != ids[i] or not intact:
             sys.exit(f"memory {ids[i]} came back changed")
     # Inner-product bank: the best match for v0's key is the exact argmax of keys @ keys[0].
     expected = f"v{int(np.argmax(keys @ keys[0]))}"

@@ -17,13 +17,13 @@ import numpy as np
 from memnet.store.types import Metric, SearchResult
 
 
-class AttentionMode(str, Enum):
+class AttentionMode(str, Enum):  # noqa: UP042 (str() must stay as it was)
     SOFT = "soft"  # softmax over every memory of the bank (k = bank size)
     SPARSE = "sparse"  # softmax over the top-k candidates proposed by the index
     HARD = "hard"  # all weight on the best-scoring candidate
 
 
-class InputKind(str, Enum):
+class InputKind(str, Enum):  # noqa: UP042 (str() must stay as it was)
     TEXT = "text"  # questions and memories are text, encoded with the model's vocabulary
     VECTOR = "vector"  # callers bring their own key, value and query vectors
 

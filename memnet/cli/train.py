@@ -1,0 +1,131 @@
+"""``memnet train``: train a memory network on bAbI with the reference recipe (or a variant)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from memnet.errors import NotFound
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a MemN2N / KV-MemNN on bAbI (single task or joint)",
+        description="Train on bAbI; 10 %% of train is held out for validation and picks the "
+        "saved epoch. The test split is never read here: use `memnet eval`.",
+    )
+    add_data_arguments(p)
+    p.add_argument("--tasks", default="all", help="'all' (joint over 1-20) or e.g. '1' or '1,2,3'")
+    p.add_argument(
+        "--fallback-data-dir",
+        type=Path,
+        default=None,
+        help="where to take task files missing from --data-dir (e.g. 1k qa3 for 10k)",
+    )
+    p.add_argument("-o", "--out", type=Path, required=True, help="checkpoint file to write")
+    p.add_argument("--name", default=None, help="model name stored in the checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from OUT.resume if present")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("recipe (defaults: the authors' joint recipe)")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--epochs", type=int, default=60, help="epochs with softmax attention")
+    g.add_argument("--ls-epochs", type=int, default=30, help="linear-start epochs before (0 = off)")
+    g.add_argument("--lr", type=float, default=0.01)
+    g.add_argument("--ls-lr", type=float, default=0.005)
+    g.add_argument("--decay-every", type=int, default=15, help="halve the lr every N epochs")
+    g.add_argument("--decay", type=float, default=0.5)
+    g.add_argument("--batch-size", type=int, default=32)
+    g.add_argument(
+        "--bucket",
+        type=int,
+        default=20,
+        help="batches per length-sorting pool (0 = plain random batches)",
+    )
+    g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    g.add_argument("--max-grad-norm", type=float, default=40.0, help="per weight matrix")
+    g.add_argument("--random-noise", type=float, default=0.1, help="RN fraction (0 = off)")
+    g.add_argument("--memory-size", type=int, default=50, help="most recent sentences kept")
+    g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument("--threads", type=int, default=1, help="torch threads")
+    m = p.add_argument_group("model")
+    m.add_argument("--dim", type=int, default=50)
+    m.add_argument("--hops", type=int, default=3)
+    m.add_argument("--tying", choices=["adjacent", "layerwise", "kv"], default="layerwise")
+    m.add_argument("--scoring", choices=["dot", "scaled_dot", "cosine"], default="dot")
+    m.add_argument("--heads", type=int, default=1)
+    m.add_argument("--no-position-encoding", action="store_true")
+    m.add_argument("--no-temporal", action="store_true")
+    p.set_defaults(func=run)
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="bAbI directory with qaN_*_{train,test}.txt (default: the repo's data/babi/en)",
+    )
+
+
+def resolve_data_dir(data_dir: Path | None) -> Path:
+    from memnet.data.babi import find_default_data_dir
+
+    found = data_dir or find_default_data_dir()
+    if found is None:
+        raise NotFound(
+            "no bAbI data found: pass --data-dir (data/babi/en in the repo)", field="data_dir"
+        )
+    if not found.is_dir():
+        raise NotFound(f"data directory {found} does not exist", field="data_dir")
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    from memnet.data.babi import parse_tasks
+    from memnet.train.trainer import TrainConfig, train
+
+    data_dir = resolve_data_dir(args.data_dir)
+    tasks = parse_tasks(args.tasks)
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        tasks=tuple(tasks),
+        fallback_data_dir=str(args.fallback_data_dir) if args.fallback_data_dir else None,
+        memory_size=args.memory_size,
+        epochs=args.epochs,
+        ls_epochs=args.ls_epochs,
+        lr=args.lr,
+        ls_lr=args.ls_lr,
+        decay_every=args.decay_every,
+        decay=args.decay,
+        batch_size=args.batch_size,
+        bucket=args.bucket,
+        max_grad_norm=args.max_grad_norm,
+        random_noise=args.random_noise,
+        val_fraction=args.val_fraction,
+        optimizer=args.optimizer,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    model = {
+        "dim": args.dim,
+        "hops": args.hops,
+        "tying": args.tying,
+        "scoring": args.scoring,
+        "heads": args.heads,
+        "position_encoding": not args.no_position_encoding,
+    }
+    if args.no_temporal:
+        model["temporal_buckets"] = 0
+    name = args.name or args.out.stem
+    t0 = time.perf_counter()
+    ckpt = train(cfg, model, args.out, name=name, resume=args.resume, progress=not args.no_progress)
+    m = ckpt.metrics
+    print(
+        f"saved {args.out} ({name}): best epoch {m['best_epoch']}, validation mean error "
+        f"{m['valid_mean_error_pct']:.2f} %, {m['valid_failed_tasks']} failed tasks, "
+        f"training {m['train_seconds']:.0f} s (wall {time.perf_counter() - t0:.0f} s)"
+    )
+    return 0

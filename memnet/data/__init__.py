@@ -1,0 +1,1 @@
+"""bAbI data: parsing, vocabulary and tensors for the memory network."""

@@ -1,0 +1,120 @@
+"""The bAbI v1.2 question-answering tasks (Weston et al. 2015): files and parser.
+
+A file is a sequence of stories. Each line is ``<id> <text>``; the id restarts at
+1 with every new story. Question lines carry ``<question>\\t<answer>\\t<ids>``,
+where ``<ids>`` are the line numbers of the supporting facts. Questions are not
+memories: a question's memory is every statement of its story before it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from memnet.data.vocab import tokenize
+from memnet.errors import InvalidArgument, NotFound
+
+LOG = logging.getLogger(__name__)
+
+NUM_TASKS = 20
+_FILE = re.compile(r"^qa(\d+)_(.+)_(train|test)\.txt$")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One question with the statements before it in its story (oldest first)."""
+
+    task: int
+    story: tuple[tuple[str, ...], ...]  # tokenised statements, oldest first
+    line_ids: tuple[int, ...]  # the bAbI line number of each statement
+    question: tuple[str, ...]
+    answer: str  # one answer class; list answers stay joined ("milk,apple")
+    supporting: tuple[int, ...]  # line numbers of the supporting facts
+
+
+def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
+    """Parse the lines of one bAbI file into examples."""
+    examples: list[Example] = []
+    story: list[tuple[str, ...]] = []
+    ids: list[int] = []
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        head, _, rest = line.partition(" ")
+        if not head.isdigit():
+            raise InvalidArgument(f"bAbI line {lineno} does not start with a number", field="data")
+        line_id = int(head)
+        if line_id == 1:
+            story, ids = [], []
+        if "\t" in rest:
+            fields = rest.split("\t")
+            if len(fields) < 2:
+                raise InvalidArgument(f"bAbI line {lineno}: question without answer", field="data")
+            supporting = tuple(int(s) for s in fields[2].split()) if len(fields) > 2 else ()
+            examples.append(
+                Example(
+                    task=task,
+                    story=tuple(story),
+                    line_ids=tuple(ids),
+                    question=tuple(tokenize(fields[0])),
+                    answer=fields[1].strip().lower(),
+                    supporting=supporting,
+                )
+            )
+        else:
+            story.append(tuple(tokenize(rest)))
+            ids.append(line_id)
+    return examples
+
+
+def task_file(data_dir: Path, task: int, split: str) -> Path | None:
+    """The file of one task and split (``qa<task>_<name>_<split>.txt``), or None."""
+    for path in sorted(data_dir.glob(f"qa{task}_*_{split}.txt")):
+        match = _FILE.match(path.name)
+        if match and int(match.group(1)) == task:
+            return path
+    return None
+
+
+def load_task(
+    data_dir: Path, task: int, split: str, *, fallback_dir: Path | None = None
+) -> list[Example]:
+    """Examples of one task; ``fallback_dir`` supplies a file missing from ``data_dir``."""
+    path = task_file(data_dir, task, split)
+    if path is None and fallback_dir is not None:
+        path = task_file(fallback_dir, task, split)
+        if path is not None:
+            LOG.warning("qa%d %s: not in %s, using %s", task, split, data_dir, path)
+    if path is None:
+        raise NotFound(f"no bAbI file qa{task}_*_{split}.txt in {data_dir}", field="data_dir")
+    with path.open(encoding="utf-8") as f:
+        return parse_babi(f, task=task)
+
+
+def parse_tasks(spec: str) -> list[int]:
+    """'all' -> 1..20; '1,2,5' -> [1, 2, 5]; '3' -> [3]."""
+    if spec.strip().lower() in ("all", "joint"):
+        return list(range(1, NUM_TASKS + 1))
+    try:
+        tasks = sorted({int(t) for t in spec.split(",") if t.strip()})
+    except ValueError as e:
+        raise InvalidArgument(f"tasks must be 'all' or numbers, got {spec!r}", field="tasks") from e
+    if not tasks or any(not 1 <= t <= NUM_TASKS for t in tasks):
+        raise InvalidArgument(f"tasks must be in 1..{NUM_TASKS}, got {spec!r}", field="tasks")
+    return tasks
+
+
+def find_default_data_dir() -> Path | None:
+    """The repository's shipped ``data/babi/en``, looked up from the package and the cwd."""
+    here = Path(__file__).resolve()
+    candidates = [p / "data" / "babi" / "en" for p in here.parents] + [
+        Path.cwd() / "data" / "babi" / "en"
+    ]
+    for candidate in candidates:
+        if candidate.is_dir() and any(candidate.glob("qa1_*_train.txt")):
+            return candidate
+    return None

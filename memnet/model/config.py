@@ -1,0 +1,60 @@
+"""The model's configuration: everything needed to rebuild it from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from memnet.errors import InvalidArgument
+
+Tying = Literal["adjacent", "layerwise", "kv"]
+Scoring = Literal["dot", "scaled_dot", "cosine"]
+
+TYINGS: tuple[str, ...] = ("adjacent", "layerwise", "kv")
+SCORINGS: tuple[str, ...] = ("dot", "scaled_dot", "cosine")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A MemN2N / KV-MemNN.
+
+    tying (Sukhbaatar et al. 2015, §2.2; Miller et al. 2016, §3):
+      adjacent   A_{h+1} = C_h, B = A_1; u_{h+1} = u_h + o_h. One key space per hop.
+      layerwise  A_1 = A_2 = ..., C_1 = C_2 = ...; u_{h+1} = H u_h + o_h. One key space.
+      kv         key encoder A (also the question encoder), value encoder C;
+                 u_{h+1} = R_h(u_h + o_h). One key space.
+    """
+
+    vocab_size: int  # V, including the nil word at index 0
+    answer_size: int  # A
+    dim: int = 50  # D
+    hops: int = 3  # H
+    tying: Tying = "layerwise"
+    temporal_buckets: int = 50  # time embeddings; 0 = no temporal encoding
+    position_encoding: bool = True
+    scoring: Scoring = "dot"
+    heads: int = 1
+    init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
+
+    def __post_init__(self) -> None:
+        if self.tying not in TYINGS:
+            raise InvalidArgument(f"tying must be one of {TYINGS}", field="tying")
+        if self.scoring not in SCORINGS:
+            raise InvalidArgument(f"scoring must be one of {SCORINGS}", field="scoring")
+        for name in ("vocab_size", "answer_size", "dim", "hops", "heads"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(f"{name} must be >= 1", field=name)
+        if self.temporal_buckets < 0:
+            raise InvalidArgument("temporal_buckets must be >= 0", field="temporal_buckets")
+
+    @property
+    def single_key_space(self) -> bool:
+        """True when every hop scores against the same key encoder (servable from one index)."""
+        return self.tying != "adjacent" or self.hops == 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**d)

@@ -1,0 +1,112 @@
+"""The pass-through model: attention over vectors the caller brings.
+
+No weights and no torch: the caller's query u is compared with the candidates'
+keys by the bank's own metric (the exact float32 scores of ``SearchResult``:
+inner product, cosine, or minus squared L2), p = softmax over the candidates
+(or all weight on the best one), o = Σ p v. With several hops, u ← u + o and the
+bank is searched again, which needs Dk == Dv. The readout is u_H = u_0 + Σ o_h
+when Dk == Dv, and o (B, Dv) for a single hop when they differ.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memnet.errors import FailedPrecondition, InvalidArgument
+from memnet.model.served import ALL_MODES, check_k, check_queries
+from memnet.model.serving import (
+    AttentionMode,
+    EncodedMemories,
+    EncodedTexts,
+    HopAttention,
+    InputKind,
+    MemorySource,
+    ModelInfo,
+    QueryOutput,
+)
+from memnet.store.types import Metric
+
+VECTOR_MODEL = "vector"
+MAX_VECTOR_HOPS = 8
+
+
+def _attend(scores: np.ndarray, valid: np.ndarray, mode: AttentionMode) -> np.ndarray:
+    """(B, K) scores and mask -> (B, K) weights; rows without a candidate are 0."""
+    s = np.where(valid, scores, -np.inf).astype(np.float64)
+    if mode is AttentionMode.HARD:
+        w = np.zeros_like(s)
+        w[np.arange(len(s)), s.argmax(-1)] = 1.0
+    else:
+        top = np.max(s, axis=-1, keepdims=True)
+        e = np.exp(s - np.where(np.isfinite(top), top, 0.0))
+        w = e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
+    return (w * valid).astype(np.float32)
+
+
+class VectorPassThroughModel:
+    def __init__(self, name: str = VECTOR_MODEL) -> None:
+        self.info = ModelInfo(
+            name=name,
+            description=(
+                "Pass-through: callers write their own key and value vectors and query with "
+                "their own vector; scores are the bank metric's exact scores, o = Σ p v, "
+                "u ← u + o between hops (hops > 1 needs key_dim == value_dim). No answer head."
+            ),
+            input_kind=InputKind.VECTOR,
+            key_dim=None,
+            value_dim=None,
+            default_hops=1,
+            max_hops=MAX_VECTOR_HOPS,
+            metric=Metric.INNER_PRODUCT,
+            scoring="dot",
+            heads=1,
+            attention_modes=ALL_MODES,
+            vocab_size=0,
+            answer_vocab=(),
+            temporal_buckets=0,
+        )
+
+    def encode_memories(self, texts: list[str]) -> EncodedMemories:
+        raise FailedPrecondition(
+            f"model {self.info.name!r} takes vectors, not text: send keys and values", field="model"
+        )
+
+    def encode_queries(self, texts: list[str]) -> EncodedTexts:
+        raise FailedPrecondition(
+            f"model {self.info.name!r} takes vectors, not text: send a query vector", field="model"
+        )
+
+    def query(
+        self,
+        queries: np.ndarray,
+        memory: MemorySource,
+        *,
+        k: int,
+        hops: int | None = None,
+        mode: AttentionMode = AttentionMode.SPARSE,
+    ) -> QueryOutput:
+        u = check_queries(queries, None)  # (B, Dk)
+        H = 1 if hops is None else hops
+        if not 1 <= H <= MAX_VECTOR_HOPS:
+            raise InvalidArgument(f"hops must be in 1..{MAX_VECTOR_HOPS}, got {H}", field="hops")
+        k_eff = check_k(k, memory, mode)
+        out: list[HopAttention] = []
+        readout = u
+        for _ in range(H):
+            res = memory.retrieve(u, k_eff)
+            if res.values is None:
+                raise FailedPrecondition("the memory source returned no vectors", field="bank")
+            weights = _attend(np.asarray(res.scores), np.asarray(res.valid, dtype=bool), mode)
+            o = np.einsum("bk,bkd->bd", weights, res.values).astype(np.float32)  # (B, Dv)
+            out.append(HopAttention(res.ids, np.asarray(res.scores, np.float32), weights))
+            if o.shape[-1] != u.shape[-1]:
+                if H > 1:
+                    raise InvalidArgument(
+                        f"hops > 1 needs key_dim == value_dim, the bank has {u.shape[-1]} "
+                        f"and {o.shape[-1]}",
+                        field="hops",
+                    )
+                readout = o
+                break
+            u = readout = u + o
+        return QueryOutput(readout=readout, hops=out, answer_probs=None)

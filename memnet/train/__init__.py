@@ -1,0 +1,1 @@
+"""Training and evaluation of the memory network on bAbI."""

@@ -1,0 +1,118 @@
+"""bAbI splits for training: train / validation (held out from train) / test."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from memnet.data.babi import Example, load_task, task_file
+from memnet.data.tensors import BabiTensors, build_vocabularies, tensorize
+from memnet.data.vocab import Vocabulary
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: BabiTensors
+    valid: BabiTensors
+    vocab: Vocabulary
+    answers: Vocabulary
+    sentence_len: int
+    query_len: int
+    task_names: dict[int, str]
+
+
+def task_names(
+    data_dir: Path, tasks: list[int], fallback_dir: Path | None = None
+) -> dict[int, str]:
+    names = {}
+    for t in tasks:
+        path = task_file(data_dir, t, "test") or (
+            task_file(fallback_dir, t, "test") if fallback_dir else None
+        )
+        names[t] = path.name.split("_", 1)[1].rsplit("_", 1)[0] if path else ""
+    return names
+
+
+def split_train_valid(
+    examples: list[Example], fraction: float, rng: np.random.Generator
+) -> tuple[list[Example], list[Example]]:
+    """Hold out ``fraction`` of one task's training questions for validation."""
+    order = rng.permutation(len(examples))
+    n_valid = round(fraction * len(examples))
+    valid = [examples[i] for i in sorted(order[:n_valid])]
+    train = [examples[i] for i in sorted(order[n_valid:])]
+    return train, valid
+
+
+def load_splits(
+    data_dir: Path,
+    tasks: list[int],
+    *,
+    memory_size: int,
+    val_fraction: float,
+    seed: int,
+    fallback_dir: Path | None = None,
+) -> Splits:
+    """Train and validation tensors; the vocabularies come from the training files."""
+    rng = np.random.default_rng(seed)
+    train_ex: list[Example] = []
+    valid_ex: list[Example] = []
+    for t in tasks:
+        tr, va = split_train_valid(
+            load_task(data_dir, t, "train", fallback_dir=fallback_dir), val_fraction, rng
+        )
+        train_ex += tr
+        valid_ex += va
+    # Word and answer lists come from the whole training files (validation questions
+    # included: their words and labels are known, their gradients are not used).
+    vocab, answers = build_vocabularies(train_ex + valid_ex)
+    sentence_len = max(len(s) for ex in train_ex for s in ex.story[-memory_size:])
+    query_len = max(len(ex.question) for ex in train_ex)
+    dims = {"memory_size": memory_size, "sentence_len": sentence_len, "query_len": query_len}
+    LOG.info(
+        "bAbI tasks %s: %d train, %d valid, V=%d, A=%d, T=%d",
+        tasks,
+        len(train_ex),
+        len(valid_ex),
+        len(vocab),
+        len(answers),
+        sentence_len,
+    )
+    return Splits(
+        train=tensorize(train_ex, vocab, answers, **dims),
+        valid=tensorize(valid_ex, vocab, answers, **dims),
+        vocab=vocab,
+        answers=answers,
+        sentence_len=sentence_len,
+        query_len=query_len,
+        task_names=task_names(data_dir, tasks, fallback_dir),
+    )
+
+
+def load_test(
+    data_dir: Path,
+    tasks: list[int],
+    *,
+    vocab: Vocabulary,
+    answers: Vocabulary,
+    memory_size: int,
+    sentence_len: int,
+    query_len: int,
+    split: str = "test",
+) -> BabiTensors:
+    examples: list[Example] = []
+    for t in tasks:
+        examples += load_task(data_dir, t, split)
+    return tensorize(
+        examples,
+        vocab,
+        answers,
+        memory_size=memory_size,
+        sentence_len=sentence_len,
+        query_len=query_len,
+    )

@@ -1,0 +1,366 @@
+"""The reference MemN2N training recipe (Sukhbaatar et al. 2015, §4.2 and the authors' code).
+
+SGD, batch 32, lr halved every ``decay_every`` epochs, gradients clipped to norm 40
+per weight matrix, linear start (softmax removed for the first ``ls_epochs`` epochs at
+``ls_lr``), random noise (10 % empty memories interleaved in time), 10 % of train held
+out for validation. The saved model is the epoch with the best validation accuracy of
+the softmax phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from memnet.data.tensors import BabiTensors
+from memnet.errors import InvalidArgument
+from memnet.model.checkpoint import Checkpoint, save_checkpoint
+from memnet.model.config import ModelConfig
+from memnet.model.memn2n import MemN2N
+from memnet.train.dataset import Splits, load_splits
+from memnet.train.evaluate import evaluate, predict
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    data_dir: str
+    tasks: tuple[int, ...]
+    fallback_data_dir: str | None = None  # supplies task files missing from data_dir
+    memory_size: int = 50
+    epochs: int = 60  # softmax phase
+    ls_epochs: int = 30  # linear-start phase before it (0 = none)
+    lr: float = 0.01
+    ls_lr: float = 0.005
+    decay_every: int = 15
+    decay: float = 0.5
+    batch_size: int = 32
+    bucket: int = 20  # batches per length-sorting pool (0 = plain random batches)
+    max_grad_norm: float = 40.0
+    random_noise: float = 0.1  # fraction of empty memories interleaved in time (0 = off)
+    val_fraction: float = 0.1
+    optimizer: str = "sgd"  # "sgd" (reference) or "adam"
+    seed: int = 0
+    threads: int = 1
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based ``epoch`` counted over both phases."""
+        if epoch < self.ls_epochs:
+            return self.ls_lr
+        return self.lr * self.decay ** ((epoch - self.ls_epochs) // self.decay_every)
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # epochs completed
+    best_score: tuple[float, float] = (-1.0, -math.inf)  # (valid accuracy, -valid loss)
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def random_time(lengths: np.ndarray, M: int, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Time indices with random empty memories interleaved (RN, Sukhbaatar et al. 2015, §4.2).
+
+    For n memories, up to ceil(noise·n) empty slots are added; the n real memories take a
+    sorted random subset of the n + blanks time indices. (B,) -> (B, M) int64.
+    """
+    out = np.tile(np.arange(M, dtype=np.int64), (len(lengths), 1))
+    for b, n in enumerate(lengths.tolist()):
+        blanks = int(rng.integers(0, math.ceil(noise * n) + 1))
+        if n and blanks:
+            out[b, :n] = np.sort(rng.choice(n + blanks, size=n, replace=False))
+    return out
+
+
+def batch_order(
+    lengths: torch.Tensor, batch_size: int, bucket: int, gen: torch.Generator
+) -> list[torch.Tensor]:
+    """Random batches; with ``bucket``, similar story lengths share a batch.
+
+    Each pool of ``bucket`` random batches is sorted by story length before it is cut
+    into batches, and the batches are shuffled: the memory of a batch is then padded to
+    a length near its stories' own instead of the longest story of the data set.
+    """
+    order = torch.randperm(len(lengths), generator=gen)
+    if bucket > 0:
+        pool = batch_size * bucket
+        chunks = [order[i : i + pool] for i in range(0, len(order), pool)]
+        order = torch.cat([c[lengths[c].argsort(stable=True)] for c in chunks])
+    batches = list(order.split(batch_size))
+    shuffle = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[i] for i in shuffle]
+
+
+def trim(data: BabiTensors, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stories (B, M', T'), mask (B, M') and lengths of ``idx``, cut to their longest story."""
+    lengths = data.lengths[idx]
+    M = max(1, int(lengths.max()))
+    stories = data.stories[idx, :M]  # (B, M', T)
+    T = max(1, int((stories > 0).sum(-1).max()))
+    mask = torch.arange(M).unsqueeze(0) < lengths.unsqueeze(1)  # (B, M')
+    return stories[..., :T], mask, lengths
+
+
+def clip_per_matrix(model: torch.nn.Module, max_norm: float) -> None:
+    """Clip each parameter's gradient to ``max_norm`` on its own, as the reference code does."""
+    for p in model.parameters():
+        if p.grad is not None:
+            torch.nn.utils.clip_grad_norm_([p], max_norm)
+
+
+def make_optimizer(cfg: TrainConfig, model: MemN2N) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    raise InvalidArgument("optimizer must be 'sgd' or 'adam'", field="optimizer")
+
+
+def train_epoch(
+    model: MemN2N,
+    opt: torch.optim.Optimizer,
+    data: BabiTensors,
+    cfg: TrainConfig,
+    *,
+    linear: bool,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+) -> tuple[float, float]:
+    """One pass over ``data`` in random batches; mean loss and accuracy."""
+    model.train()
+    total_loss, correct = 0.0, 0
+    for idx in batch_order(data.lengths, cfg.batch_size, cfg.bucket, gen):
+        stories, mask, lengths = trim(data, idx)
+        recency = None
+        if cfg.random_noise > 0:
+            recency = torch.from_numpy(
+                random_time(lengths.numpy(), stories.shape[1], cfg.random_noise, rng)
+            )
+        out = model(data.queries[idx], stories, mask, recency=recency, linear=linear)
+        loss = F.cross_entropy(out.logits, data.answers[idx], reduction="sum")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_per_matrix(model, cfg.max_grad_norm)
+        opt.step()
+        model.zero_nil_()
+        total_loss += float(loss.detach())
+        correct += int((out.logits.argmax(-1) == data.answers[idx]).sum())
+    return total_loss / len(data), correct / len(data)
+
+
+def _checkpoint(
+    model_cfg: ModelConfig,
+    splits: Splits,
+    cfg: TrainConfig,
+    state: dict[str, torch.Tensor],
+    *,
+    name: str,
+    description: str,
+    metrics: dict[str, Any],
+) -> Checkpoint:
+    return Checkpoint(
+        model_config=model_cfg,
+        vocab=splits.vocab,
+        answers=splits.answers,
+        memory_size=cfg.memory_size,
+        sentence_len=splits.sentence_len,
+        query_len=splits.query_len,
+        state_dict=state,
+        name=name,
+        description=description,
+        train_config={**asdict(cfg), "tasks": list(cfg.tasks)},
+        metrics=metrics,
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    model_cfg_overrides: dict[str, Any],
+    out: Path,
+    *,
+    name: str = "memnet",
+    description: str = "",
+    resume: bool = False,
+    progress: bool = True,
+) -> Checkpoint:
+    """Train on bAbI, save the best-validation model to ``out``; resumable from ``out``.resume."""
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    splits = load_splits(
+        Path(cfg.data_dir),
+        list(cfg.tasks),
+        memory_size=cfg.memory_size,
+        val_fraction=cfg.val_fraction,
+        seed=cfg.seed,
+        fallback_dir=Path(cfg.fallback_data_dir) if cfg.fallback_data_dir else None,
+    )
+    model_cfg = ModelConfig(
+        vocab_size=len(splits.vocab),
+        answer_size=len(splits.answers),
+        **{"temporal_buckets": cfg.memory_size, **model_cfg_overrides},
+    )
+    model = MemN2N(model_cfg)
+    opt = make_optimizer(cfg, model)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    state = TrainState()
+    resume_path = out.with_name(out.name + ".resume")
+    if resume and resume_path.is_file():
+        state = _load_resume(resume_path, model, opt, gen, rng)
+        LOG.info("resumed from %s after epoch %d", resume_path, state.epoch)
+    _fit(
+        model,
+        opt,
+        splits,
+        cfg,
+        state,
+        gen=gen,
+        rng=rng,
+        resume_path=resume_path,
+        name=name,
+        progress=progress,
+    )
+    best = state.best_state or model.state_dict()
+    model.load_state_dict(best)
+    report = evaluate(model, splits.valid, task_names=splits.task_names)
+    metrics = {
+        "best_epoch": state.best_epoch,
+        "valid_accuracy": state.best_score[0],
+        "valid_mean_error_pct": report.mean_error_pct,
+        "valid_failed_tasks": report.failed_tasks,
+        "valid_tasks": report.to_dict()["tasks"],
+        "train_seconds": state.seconds,
+        "history": state.history,
+    }
+    ckpt = _checkpoint(
+        model_cfg, splits, cfg, best, name=name, description=description, metrics=metrics
+    )
+    save_checkpoint(out, ckpt)
+    LOG.info(
+        "validation: mean error %.2f %%, %d failed; %.0f s of training",
+        report.mean_error_pct,
+        report.failed_tasks,
+        state.seconds,
+    )
+    return ckpt
+
+
+def _fit(
+    model: MemN2N,
+    opt: torch.optim.Optimizer,
+    splits: Splits,
+    cfg: TrainConfig,
+    state: TrainState,
+    *,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+    resume_path: Path,
+    name: str,
+    progress: bool,
+) -> None:
+    """Run the remaining epochs: linear start, then softmax; keep the best validation state."""
+    total = cfg.ls_epochs + cfg.epochs
+    bar = tqdm(
+        total=total,
+        initial=state.epoch,
+        disable=not progress,
+        file=sys.stderr,
+        desc=f"train {name}",
+        unit="epoch",
+        dynamic_ncols=True,
+    )
+    while state.epoch < total:
+        e = state.epoch
+        linear = e < cfg.ls_epochs
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr_at(e)
+        t0 = time.perf_counter()
+        loss, acc = train_epoch(model, opt, splits.train, cfg, linear=linear, gen=gen, rng=rng)
+        state.seconds += time.perf_counter() - t0
+        val_acc, val_loss = _validate(model, splits.valid, linear=linear)
+        state.history.append(
+            {"epoch": e + 1, "loss": loss, "acc": acc, "val_loss": val_loss, "val_acc": val_acc}
+        )
+        if not linear and (val_acc, -val_loss) > state.best_score:
+            state.best_score, state.best_epoch = (val_acc, -val_loss), e + 1
+            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        state.epoch = e + 1
+        _save_resume(resume_path, model=model, opt=opt, gen=gen, rng=rng, state=state)
+        bar.set_postfix(  # progress on stderr: loss and accuracy
+            loss=f"{loss:.3f}",
+            acc=f"{acc:.3f}",
+            val_acc=f"{val_acc:.3f}",
+            lr=f"{cfg.lr_at(e):.4g}",
+            ls=int(linear),
+        )
+        bar.update(1)
+    bar.close()
+
+
+def _validate(model: MemN2N, data: BabiTensors, *, linear: bool) -> tuple[float, float]:
+    pred, _, loss = predict(model, data, linear=linear)
+    return float((pred == data.answers).float().mean()), loss / len(data)
+
+
+def _save_resume(
+    path: Path,
+    *,
+    model: MemN2N,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+    state: TrainState,
+) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "torch_rng": gen.get_state(),
+            "numpy_rng": rng.bit_generator.state,
+            "epoch": state.epoch,
+            "best_score": list(state.best_score),
+            "best_epoch": state.best_epoch,
+            "best_state": state.best_state,
+            "history": state.history,
+            "seconds": state.seconds,
+        },
+        tmp,
+    )
+    tmp.replace(path)
+
+
+def _load_resume(
+    path: Path,
+    model: MemN2N,
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    rng: np.random.Generator,
+) -> TrainState:
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(d["model"])
+    opt.load_state_dict(d["optimizer"])
+    gen.set_state(d["torch_rng"])
+    rng.bit_generator.state = d["numpy_rng"]
+    return TrainState(
+        epoch=int(d["epoch"]),
+        best_score=(float(d["best_score"][0]), float(d["best_score"][1])),
+        best_epoch=int(d["best_epoch"]),
+        best_state=d["best_state"],
+        history=list(d["history"]),
+        seconds=float(d["seconds"]),
+    )

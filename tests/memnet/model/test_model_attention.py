@@ -1,0 +1,107 @@
+"""Shapes, masks, sparse = full for k >= M, hard = argmax, scorings and heads."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from memnet.model.attention import Attention, masked_softmax
+from memnet.model.config import ModelConfig
+from memnet.model.memn2n import MemN2N
+from memnet.model.serving import AttentionMode
+
+
+def _batch(B: int = 3, M: int = 7, T: int = 5, V: int = 20) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(0)
+    story = torch.randint(1, V, (B, M, T), generator=g)
+    lengths = torch.tensor([M, 4, 1])[:B]
+    mask = torch.arange(M).unsqueeze(0) < lengths.unsqueeze(1)
+    story = story * mask.unsqueeze(-1)
+    return torch.randint(1, V, (B, 4), generator=g), story, mask
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise", "kv"])
+def test_shapes_and_masks(tying: str) -> None:
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=3, tying=tying)  # type: ignore[arg-type]
+    q, story, mask = _batch()
+    out = MemN2N(cfg)(q, story, mask)
+    assert out.logits.shape == (3, 6)
+    assert out.readout.shape == (3, 8)
+    assert len(out.hops) == 3
+    for hop in out.hops:
+        assert hop.scores.shape == hop.weights.shape == (3, 7)
+        assert torch.all(hop.weights[~mask] == 0)
+        assert torch.all(torch.isneginf(hop.scores[~mask]))
+        torch.testing.assert_close(hop.weights.sum(-1), torch.ones(3))
+
+
+@pytest.mark.parametrize("scoring", ["dot", "scaled_dot", "cosine"])
+@pytest.mark.parametrize("heads", [1, 3])
+def test_sparse_equals_full_when_k_covers_the_memory(scoring: str, heads: int) -> None:
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, scoring=scoring, heads=heads)  # type: ignore[arg-type]
+    model = MemN2N(cfg).eval()
+    q, story, mask = _batch()
+    full = model(q, story, mask)
+    for k in (7, 50):
+        sparse = model(q, story, mask, k=k, mode=AttentionMode.SPARSE)
+        torch.testing.assert_close(sparse.logits, full.logits)
+        for a, b in zip(sparse.hops, full.hops, strict=True):
+            torch.testing.assert_close(a.weights, b.weights)
+    # With k < M the attention is restricted to k memories per row.
+    top2 = model(q, story, mask, k=2)
+    assert all(int((h.weights[0] > 0).sum()) <= 2 for h in top2.hops)
+
+
+def test_hard_attention_puts_all_weight_on_the_argmax() -> None:
+    model = MemN2N(ModelConfig(vocab_size=20, answer_size=6, dim=8)).eval()
+    q, story, mask = _batch()
+    soft = model(q, story, mask)
+    hard = model(q, story, mask, mode=AttentionMode.HARD)
+    h0_soft, h0_hard = soft.hops[0], hard.hops[0]
+    best = h0_soft.weights.argmax(-1)
+    expected = torch.nn.functional.one_hot(best, 7).float()
+    torch.testing.assert_close(h0_hard.weights, expected)
+    assert torch.equal(h0_hard.scores.argmax(-1), best)
+
+
+def test_scoring_functions() -> None:
+    u = torch.tensor([[1.0, 2.0, 2.0]])
+    keys = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 3.0, 4.0]]])
+    for scoring, expected in [
+        ("dot", [1.0, 14.0]),
+        ("scaled_dot", [1 / math.sqrt(3), 14 / math.sqrt(3)]),
+        ("cosine", [10 * 1 / 3, 10 * 14 / 15]),  # learned temperature starts at 10
+    ]:
+        att = Attention(ModelConfig(vocab_size=2, answer_size=2, dim=3, scoring=scoring))  # type: ignore[arg-type]
+        torch.testing.assert_close(att.head_scores(u, keys)[0, 0], torch.tensor(expected))
+
+
+def test_heads_have_their_own_projections_and_average_their_weights() -> None:
+    att = Attention(ModelConfig(vocab_size=2, answer_size=2, dim=4, heads=2))
+    assert att.query_proj is not None and att.query_proj.shape == (2, 4, 4)
+    with torch.no_grad():
+        att.query_proj[1] = -att.query_proj[1]
+    u, keys, mask = torch.randn(2, 4), torch.randn(2, 5, 4), torch.ones(2, 5, dtype=torch.bool)
+    _, weights = att(u, keys, mask)
+    per_head = masked_softmax(att.head_scores(u, keys), mask.unsqueeze(1))  # (B, 2, K)
+    torch.testing.assert_close(weights, per_head.mean(1))
+    assert not torch.allclose(per_head[:, 0], per_head[:, 1])
+
+
+def test_linear_start_drops_the_softmax() -> None:
+    att = Attention(ModelConfig(vocab_size=2, answer_size=2, dim=3))
+    u, keys = torch.randn(1, 3), torch.randn(1, 4, 3)
+    mask = torch.tensor([[True, True, True, False]])
+    scores, weights = att(u, keys, mask, linear=True)
+    torch.testing.assert_close(weights[0, :3], scores[0, :3])
+    assert weights[0, 3] == 0
+
+
+def test_a_row_without_memories_reads_nothing() -> None:
+    model = MemN2N(ModelConfig(vocab_size=20, answer_size=6, dim=8)).eval()
+    q, story, _ = _batch()
+    out = model(q, story, torch.zeros(3, 7, dtype=torch.bool))
+    assert all(torch.all(h.weights == 0) for h in out.hops)
+    assert torch.isfinite(out.logits).all()

@@ -1,0 +1,62 @@
+"""Position and temporal encoding against hand-computed values; the nil row stays zero."""
+
+from __future__ import annotations
+
+import torch
+
+from memnet.model.config import ModelConfig
+from memnet.model.encoding import SentenceEncoder, TemporalEncoding, position_encoding
+from memnet.model.memn2n import MemN2N
+
+
+def test_position_encoding_matches_the_paper_formula_by_hand() -> None:
+    # l_kj = (1 - j/J) - (k/d)(1 - 2j/J), J = 3 words, d = 2, padded to T = 4.
+    weights = position_encoding(torch.tensor([3]), T=4, D=2)[0]
+    expected = torch.tensor([[0.5, 1 / 3], [0.5, 2 / 3], [0.5, 1.0], [0.0, 0.0]])
+    torch.testing.assert_close(weights, expected)
+    # J = 2: j=1 -> (0.5, 0.5); j=2 -> (k/2) = (0.5, 1.0).
+    l2 = position_encoding(torch.tensor([2]), T=2, D=2)[0]
+    torch.testing.assert_close(l2, torch.tensor([[0.5, 0.5], [0.5, 1.0]]))
+
+
+def test_sentence_encoder_is_the_position_weighted_bag_of_words() -> None:
+    enc = SentenceEncoder(4, 2, position=True, init_std=0.1)
+    with torch.no_grad():
+        enc.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    m = enc(torch.tensor([[1, 2, 0]]))  # J = 2 (the nil pad does not count)
+    # 0.5 ⊙ E1 + (0.5, 1.0) ⊙ E2 = (0.5 + 1.5, 1.0 + 4.0)
+    torch.testing.assert_close(m, torch.tensor([[2.0, 5.0]]))
+    plain = SentenceEncoder(4, 2, position=False, init_std=0.1)
+    with torch.no_grad():
+        plain.embedding.weight.copy_(enc.embedding.weight)
+    torch.testing.assert_close(plain(torch.tensor([[1, 2, 0]])), torch.tensor([[4.0, 6.0]]))
+
+
+def test_temporal_encoding_is_clipped_to_the_last_bucket() -> None:
+    t = TemporalEncoding(3, 2, init_std=0.1)
+    with torch.no_grad():
+        t.table.weight.copy_(torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]))
+    out = t(torch.tensor([0, 1, 2, 7, -1]))
+    expected = torch.tensor([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [4.0, 5.0], [0.0, 1.0]])
+    torch.testing.assert_close(out, expected)
+
+
+def test_model_adds_the_time_embedding_of_each_memory_rank() -> None:
+    model = MemN2N(ModelConfig(vocab_size=5, answer_size=2, dim=3, hops=1, temporal_buckets=4))
+    x = torch.zeros(1, 3, 3)
+    out = model.add_time(x, torch.tensor([[0, 2, 9]]), slot=0)
+    table = model.time_encoders[0].table.weight
+    torch.testing.assert_close(out[0], table[[0, 2, 3]])
+
+
+def test_nil_row_starts_and_stays_zero_after_an_update() -> None:
+    model = MemN2N(ModelConfig(vocab_size=6, answer_size=2, dim=4, hops=2))
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    story = torch.tensor([[[1, 2, 0], [3, 0, 0]]])
+    out = model(torch.tensor([[4, 5]]), story, torch.tensor([[True, True]]))
+    out.logits.sum().backward()
+    opt.step()
+    model.zero_nil_()
+    for enc in [*model.memory_encoders, model.question_encoder]:
+        assert enc is not None
+        assert torch.count_nonzero(enc.embedding.weight[0]) == 0
