@@ -51,8 +51,7 @@ def bank_name(request: pytest.FixtureRequest) -> Callable[[], str]:
 
 @pytest.fixture
 def text_model(client: MemnetClient) -> str:
-    """The shipped bAbI model's name; skips when its checkpoint is not installed."""
+    """The shipped bAbI model's name; it ships with the package, so it must be served."""
     names = {m.name for m in client.list_models()}
-    if TEXT_MODEL not in names:
-        pytest.skip(f"checkpoint {TEXT_MODEL!r} is not installed (models: {sorted(names)})")
+    assert TEXT_MODEL in names, f"shipped model {TEXT_MODEL!r} not served (got {sorted(names)})"
     return TEXT_MODEL
