@@ -203,6 +203,11 @@ def _assemble(
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
+            # Accept client keepalive pings every 60 s or more, with or without calls in
+            # flight: the SDK pings every 300 s, which gRPC's default minimum (also 300 s)
+            # turns into ping strikes and a GOAWAY "too_many_pings" when timers jitter.
+            ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
+            ("grpc.keepalive_permit_without_calls", 1),
         ],
         maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
     )

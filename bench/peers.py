@@ -1,0 +1,550 @@
+"""memnet against embedded vector stores: Chroma, Milvus Lite, Qdrant local mode.
+
+    bash bench/setup_peers.sh                                  # once: bench/.venv-peers
+    bench/.venv-peers/bin/python bench/peers.py --sizes 100000 --json bench/out/peers.json
+
+Runs ONLY under bench/.venv-peers (the peers are never memnet dependencies); the suite
+calls it as a subprocess and renders the JSON it writes (``verdict``, ``body``).
+
+The same clustered vectors (bench/datasets.py, D = 128) and queries for everyone,
+inner-product similarity everywhere; recall@32 against exact brute force (FAISS flat).
+Per system:
+
+* durable insert throughput: batches of 1,000 vectors, each call returning only when
+  the system's documented default durability says the batch is stored;
+* query: one caller, one query at a time, k = 32; the smallest search beam
+  (ef) among EF_STEPS whose recall@32 ≥ 0.95 over the N_QUERIES queries is kept,
+  with its latency p50/p99 and QPS (= queries / elapsed).
+* Qdrant's local mode is a pure-Python exhaustive scan whose client warns above 20,000
+  points; it is measured at QDRANT_M = 20,000 vectors, beside memnet at the same size.
+
+memnet stores a 128-d value with every key (it is a key-value memory; the peers store
+one vector), so it writes twice the bytes. memnet in-process is ``Bank.write`` /
+``Bank.search``; memnet gRPC is ``memnet serve`` in a child process driven through the
+SDK (``MemnetClient.write`` / ``MemnetClient.query``, which also returns the softmax
+attention over the 32 memories).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import datasets
+import timing
+
+K = 32
+RECALL_TARGET = 0.95
+EF_STEPS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
+INSERT_BATCH = 1_000
+N_QUERIES = 300
+QDRANT_M = 20_000  # Qdrant's local mode warns above 20k points and scans exhaustively
+
+Search = Callable[[np.ndarray], list[int]]  # one (D,) query -> K ids
+
+
+@dataclass
+class PeerResult:
+    system: str
+    version: str
+    m: int
+    durability: str
+    insert_per_s: float = 0.0
+    ef: int | None = None  # None: exact search, no beam to tune
+    recall: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    qps: float = 0.0
+    note: str = ""
+    error: str = ""
+
+
+def truth(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    import faiss
+
+    index = faiss.IndexFlatIP(keys.shape[1])
+    index.add(keys)
+    faiss.omp_set_num_threads(2)
+    _, ids = index.search(queries, K)  # (Q, K)
+    return ids
+
+
+def recall(found: list[list[int]], true_ids: np.ndarray) -> float:
+    hits = sum(len(set(f) & set(t.tolist())) for f, t in zip(found, true_ids, strict=True))
+    return hits / true_ids.size
+
+
+def measure_queries(
+    search: Search, queries: np.ndarray, true_ids: np.ndarray
+) -> tuple[float, float, float, float]:
+    """recall, p50 ms, p99 ms, QPS of one caller issuing ``queries`` one at a time."""
+    found: list[list[int]] = []
+    lat_s: list[float] = []
+    t0 = time.perf_counter()
+    for q in queries:
+        t1 = time.perf_counter()
+        found.append(search(q))
+        lat_s.append(time.perf_counter() - t1)
+    elapsed = time.perf_counter() - t0
+    lat = timing.summarize_s(lat_s)
+    return recall(found, true_ids), lat.p50_ms, lat.p99_ms, len(queries) / elapsed
+
+
+def tune_and_measure(
+    res: PeerResult,
+    make_search: Callable[[int | None], Search],
+    queries: np.ndarray,
+    true_ids: np.ndarray,
+    *,
+    efs: tuple[int | None, ...] = EF_STEPS,
+) -> None:
+    """Measure at each ef in turn; keep the first whose recall reaches the target (or the last)."""
+    for ef in efs:
+        search = make_search(ef)
+        for q in queries[:5]:
+            search(q)  # warm-up
+        res.ef = ef
+        res.recall, res.p50_ms, res.p99_ms, res.qps = measure_queries(search, queries, true_ids)
+        if res.recall >= RECALL_TARGET:
+            return
+
+
+def timed_inserts(insert: Callable[[int, int], None], m: int) -> float:
+    t0 = time.perf_counter()
+    for lo in range(0, m, INSERT_BATCH):
+        insert(lo, min(m, lo + INSERT_BATCH))
+    return m / (time.perf_counter() - t0)
+
+
+def version(dist: str) -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as v
+
+    try:
+        return v(dist)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def run_memnet_inproc(
+    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path
+) -> PeerResult:
+    from memnet.store import BankConfig, IndexKind, IndexSpec, MemoryBatch, MemoryStore, Metric
+
+    res = PeerResult(
+        "memnet in-process (HNSW)", version("memnet"), ds.m, "fsync per write (default)"
+    )
+    store = MemoryStore(root / "memnet")
+    spec = IndexSpec(kind=IndexKind.HNSW, hnsw_m=32, ef_construction=40, ef_search=64)
+    bank = store.create_bank(
+        BankConfig(
+            name="peers", key_dim=ds.d, value_dim=ds.d, metric=Metric.INNER_PRODUCT, index=spec
+        )
+    )
+    ids = datasets.ids_for(ds.m)
+
+    def insert(lo: int, hi: int) -> None:
+        batch_ids: list[str | None] = list(ids[lo:hi])
+        bank.write(MemoryBatch(keys=ds.keys[lo:hi], values=ds.keys[lo:hi], ids=batch_ids))
+
+    res.insert_per_s = timed_inserts(insert, ds.m)
+
+    def make(ef: int | None) -> Search:
+        return lambda q: [int(i) for i in bank.search(q[None], K, ef_search=ef).ids[0]]
+
+    tune_and_measure(res, make, queries, t)
+    store.close()
+    return res
+
+
+@contextmanager
+def memnet_server(data_dir: Path) -> Iterator[str]:
+    """``memnet serve`` (fsync always, batching on: the defaults) in a child process."""
+    exe = str(Path(sys.executable).with_name("memnet"))
+    cmd = [exe, "serve", "--port", "0", "--metrics-port", "0", "--data-dir", str(data_dir)]
+    env = {**os.environ, "MEMNET_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    target = ""
+    for line in proc.stderr:
+        entry = json.loads(line) if line.startswith("{") else {}
+        if entry.get("msg") == "serving":
+            target = entry["address"]
+            break
+    if not target:
+        raise RuntimeError("memnet serve exited before serving")
+    drain = threading.Thread(target=lambda: [None for _ in proc.stderr or ()], daemon=True)
+    drain.start()
+    try:
+        yield target
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=600)
+
+
+def run_memnet_grpc(
+    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path
+) -> PeerResult:
+    from memnet_client import MemnetClient
+    from memnet_client.models import IndexSpec
+
+    res = PeerResult(
+        "memnet gRPC + SDK (HNSW)", version("memnet"), ds.m, "fsync per write (default)"
+    )
+    with memnet_server(root / "memnet-grpc") as target, MemnetClient(target) as client:
+        spec = IndexSpec(kind="hnsw", hnsw_m=32, ef_construction=40, ef_search=64)
+        client.create_bank(
+            "peers",
+            model="vector",
+            key_dim=ds.d,
+            value_dim=ds.d,
+            metric="inner_product",
+            index=spec,
+        )
+        ids = datasets.ids_for(ds.m)
+
+        def insert(lo: int, hi: int) -> None:
+            client.write("peers", keys=ds.keys[lo:hi], values=ds.keys[lo:hi], ids=ids[lo:hi])
+
+        res.insert_per_s = timed_inserts(insert, ds.m)
+
+        def make(ef: int | None) -> Search:
+            def search(q: np.ndarray) -> list[int]:
+                out = client.query("peers", query_vectors=q[None], k=K, ef_search=ef)
+                return [int(mem.id) for mem in out.results[0].hops[0].memories]
+
+            return search
+
+        tune_and_measure(res, make, queries, t)
+    return res
+
+
+def run_chroma(ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path) -> PeerResult:
+    import chromadb
+
+    res = PeerResult(
+        "Chroma PersistentClient", version("chromadb"), ds.m, "default (persistent client)"
+    )
+    client = chromadb.PersistentClient(path=str(root / "chroma"))
+    col = client.create_collection("peers", configuration={"hnsw": {"space": "ip"}})
+    ids = datasets.ids_for(ds.m)
+    res.insert_per_s = timed_inserts(
+        lambda lo, hi: col.add(ids=ids[lo:hi], embeddings=ds.keys[lo:hi]), ds.m
+    )
+
+    def make(ef: int | None) -> Search:
+        # A changed ef_search reaches the HNSW segment only when the client reopens it.
+        client.get_collection("peers").modify(configuration={"hnsw": {"ef_search": ef}})
+        chromadb.api.client.SharedSystemClient.clear_system_cache()
+        fresh = chromadb.PersistentClient(path=str(root / "chroma")).get_collection("peers")
+
+        def search(q: np.ndarray) -> list[int]:
+            out = fresh.query(query_embeddings=q[None], n_results=K, include=[])
+            return [int(i) for i in out["ids"][0]]
+
+        return search
+
+    tune_and_measure(res, make, queries, t)
+    res.note = "HNSW defaults (max_neighbors 16, ef_construction 100); ef_search tuned"
+    return res
+
+
+def run_milvus(ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path) -> PeerResult:
+    from pymilvus import DataType, MilvusClient
+
+    res = PeerResult(
+        "Milvus Lite (MilvusClient, .db file)",
+        version("milvus-lite"),
+        ds.m,
+        'default WAL sync_mode "close" (flushed per insert, fsync at close)',
+    )
+    client = MilvusClient(str(root / "milvus.db"))
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=ds.d)
+    index = client.prepare_index_params()
+    index.add_index(
+        field_name="vec",
+        index_type="HNSW",
+        metric_type="IP",
+        params={"M": 32, "efConstruction": 40},
+    )
+    client.create_collection("peers", schema=schema, index_params=index)
+
+    def insert(lo: int, hi: int) -> None:
+        rows = [{"id": i, "vec": ds.keys[i]} for i in range(lo, hi)]
+        client.insert("peers", rows)
+
+    res.insert_per_s = timed_inserts(insert, ds.m)
+    client.flush("peers")
+    client.load_collection("peers")
+
+    def make(ef: int | None) -> Search:
+        def search(q: np.ndarray) -> list[int]:
+            out = client.search(
+                "peers",
+                data=[q.tolist()],
+                limit=K,
+                search_params={"metric_type": "IP", "params": {"ef": ef}},
+            )
+            return [int(hit["id"]) for hit in out[0]]
+
+        return search
+
+    tune_and_measure(res, make, queries, t)
+    res.note = "HNSW M 32, efConstruction 40 (as memnet); ef tuned; flush + load after inserts"
+    client.close()
+    return res
+
+
+def run_qdrant(ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path) -> PeerResult:
+    from qdrant_client import QdrantClient, models
+
+    res = PeerResult(
+        "Qdrant local mode (path=)", version("qdrant-client"), ds.m, "default (local path)"
+    )
+    client = QdrantClient(path=str(root / "qdrant"))
+    client.create_collection(
+        "peers", vectors_config=models.VectorParams(size=ds.d, distance=models.Distance.DOT)
+    )
+
+    def insert(lo: int, hi: int) -> None:
+        client.upsert(
+            "peers", points=models.Batch(ids=list(range(lo, hi)), vectors=ds.keys[lo:hi].tolist())
+        )
+
+    res.insert_per_s = timed_inserts(insert, ds.m)
+
+    def make(ef: int | None) -> Search:
+        def search(q: np.ndarray) -> list[int]:
+            out = client.query_points("peers", query=q.tolist(), limit=K)
+            return [int(p.id) for p in out.points]
+
+        return search
+
+    tune_and_measure(res, make, queries, t, efs=(None,))
+    res.note = "local mode searches exhaustively (no HNSW), so there is no beam to tune"
+    client.close()
+    return res
+
+
+RUNNERS: dict[str, Callable[[datasets.Dataset, np.ndarray, np.ndarray, Path], PeerResult]] = {
+    "memnet": run_memnet_inproc,
+    "memnet-grpc": run_memnet_grpc,
+    "chroma": run_chroma,
+    "milvus": run_milvus,
+    "qdrant": run_qdrant,
+}
+
+
+def run(sizes: list[int], systems: list[str], *, seed: int = 0) -> dict[str, Any]:
+    """Every system at every size, except Qdrant, which runs at QDRANT_M beside memnet."""
+    results: list[PeerResult] = []
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    plan = [(m, [s for s in systems if s != "qdrant"]) for m in sizes]
+    if "qdrant" in systems:
+        plan.append((QDRANT_M, [s for s in systems if s in ("memnet", "memnet-grpc", "qdrant")]))
+    for m, names in plan:
+        ds = datasets.clustered_data(m, 128, N_QUERIES, seed=seed)
+        true_ids = truth(ds.keys, ds.queries)
+        for name in names:
+            root = Path(tempfile.mkdtemp(prefix=f"bench-peers-{name}-"))
+            t0 = time.perf_counter()
+            try:
+                r = RUNNERS[name](ds, ds.queries, true_ids, root)
+            except Exception as err:  # a peer that fails is reported, never invented
+                r = PeerResult(name, version(name), m, "", error=f"{type(err).__name__}: {err}")
+            finally:
+                shutil.rmtree(root, ignore_errors=True)
+            print(f"{name} M={m}: {asdict(r)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+            results.append(r)
+    sizes_run = sorted({m for m, _ in plan})
+    return {"started": started, "sizes": sizes_run, "results": [asdict(r) for r in results]}
+
+
+def _peer_rows(results: list[dict[str, Any]]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for r in results:
+        if r["error"]:
+            rows.append(
+                [
+                    f"{r['m']:,}",
+                    r["system"],
+                    r["version"],
+                    "not measured",
+                    "-",
+                    "-",
+                    "-",
+                    "-",
+                    r["error"],
+                ]
+            )
+            continue
+        rows.append(
+            [
+                f"{r['m']:,}",
+                r["system"],
+                r["version"],
+                timing.fmt_int(r["insert_per_s"]),
+                "exact" if r["ef"] is None else str(r["ef"]),
+                f"{r['recall']:.3f}",
+                f"{timing.fmt_ms(r['p50_ms'])} / {timing.fmt_ms(r['p99_ms'])}",
+                timing.fmt_int(r["qps"]),
+                r["durability"] + ("; " + r["note"] if r["note"] else ""),
+            ]
+        )
+    return rows
+
+
+def ratios(data: dict[str, Any]) -> list[tuple[int, str, str, float, float, bool]]:
+    """(M, memnet variant, peer, insert ratio, QPS ratio, peer met recall) per measured pair."""
+    out: list[tuple[int, str, str, float, float, bool]] = []
+    res = data["results"]
+    for m in data["sizes"]:
+        ours = [
+            r for r in res if r["m"] == m and r["system"].startswith("memnet") and not r["error"]
+        ]
+        theirs = [
+            r
+            for r in res
+            if r["m"] == m and not r["system"].startswith("memnet") and not r["error"]
+        ]
+        for o in ours:
+            for t in theirs:
+                out.append(
+                    (
+                        m,
+                        o["system"],
+                        t["system"],
+                        o["insert_per_s"] / t["insert_per_s"],
+                        o["qps"] / t["qps"],
+                        t["recall"] >= RECALL_TARGET,
+                    )
+                )
+    return out
+
+
+def verdict(data: dict[str, Any]) -> str:
+    lines = []
+    for m, ours, theirs, ins, qps, _ in ratios(data):
+        met = "met" if ins >= 3 and qps >= 3 else "NOT met"
+        lines.append(
+            f"- M = {m:,}, {ours} vs {theirs}: insert {timing.fmt_ratio(ins)}, "
+            f"query QPS {timing.fmt_ratio(qps)} (target ≥ 3× on both: {met})"
+        )
+    missing = [r for r in data["results"] if r["error"]]
+    for r in missing:
+        lines.append(f"- M = {r['m']:,}, {r['system']}: not measured ({r['error']})")
+    return "\n".join(lines) if lines else "No peer was measured."
+
+
+def body(data: dict[str, Any], png_dir: Path, out: Path) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = [r for r in data["results"] if not r["error"]]
+    parts = [__doc__ or "", f"Run started {data['started']}.", ""]
+    parts.append(
+        timing.table(
+            f"Durable inserts (batches of {INSERT_BATCH:,}) and single-caller queries, k = {K}",
+            [
+                "M",
+                "system",
+                "version",
+                "inserts/s",
+                "ef",
+                f"recall@{K}",
+                "p50 / p99 ms",
+                "QPS",
+                "durability; notes",
+            ],
+            _peer_rows(data["results"]),
+        )
+    )
+    rows = [
+        [
+            f"{m:,}",
+            ours,
+            theirs,
+            timing.fmt_ratio(ins),
+            timing.fmt_ratio(qps),
+            "yes" if ok else "no",
+        ]
+        for m, ours, theirs, ins, qps, ok in ratios(data)
+    ]
+    if rows:
+        parts.append(
+            timing.table(
+                "memnet ÷ peer, same run (target ≥ 3× on both)",
+                [
+                    "M",
+                    "memnet",
+                    "peer",
+                    "insert ratio",
+                    "QPS ratio",
+                    f"peer reached recall {RECALL_TARGET}",
+                ],
+                rows,
+            )
+        )
+    if res:
+        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+        labels = [f"{r['system']}\nM={r['m']:,}" for r in res]
+        axes[0].barh(labels, [r["insert_per_s"] for r in res])
+        axes[0].set_xscale("log")
+        axes[0].set_xlabel("durable inserts/s (log)")
+        axes[1].barh(labels, [r["qps"] for r in res])
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel(f"single-caller QPS at recall@{K} ≥ {RECALL_TARGET} (log)")
+        for ax in axes:
+            ax.grid(True, axis="x", alpha=0.3)
+        axes[1].set_yticklabels([])
+        fig.tight_layout()
+        path = png_dir / "peers.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        parts.append(f"![peers]({os.path.relpath(path, out.parent)})")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--sizes", default="100000", help="M, comma-separated (1000000: the 1M run)")
+    p.add_argument("--systems", default=",".join(RUNNERS), help=f"of {list(RUNNERS)}")
+    p.add_argument("--json", type=Path, required=True, help="write the results here")
+    a = p.parse_args()
+    data = run([int(x) for x in a.sizes.split(",")], a.systems.split(","))
+    a.json.parent.mkdir(parents=True, exist_ok=True)
+    a.json.write_text(json.dumps(data, indent=2))
+    print(
+        timing.table(
+            "peers",
+            ["M", "system", "version", "inserts/s", "ef", "recall", "p50/p99 ms", "QPS", "notes"],
+            _peer_rows(data["results"]),
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

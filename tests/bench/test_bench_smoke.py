@@ -1,0 +1,78 @@
+"""Tiny runs of the benchmark suite's measurements, so the benchmark code cannot rot.
+
+Invariants: with k = M the top-k readout is the exact readout and captures all the
+attention mass; mass and error move the right way with k; the bandwidth and flat-scan
+measurements return positive, finite numbers.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import datasets
+import exact_attention as ea
+import machine_limits
+import timing
+
+from memnet.model.bank_memory import BankMemorySource
+from memnet.model.vector import VectorPassThroughModel
+
+M, D, Q = 600, 16, 8
+
+
+@pytest.fixture(params=["flat", "hnsw", "ivf"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.mark.parametrize("name", ["clustered", "random"])
+def test_topk_equals_exact_at_k_equal_m(tmp_path: Path, kind: str, name: str) -> None:
+    ds = datasets.make(name, M, D, Q, seed=1)
+    q = ds.scaled_queries(2.0)
+    o_exact, lse = ea.exact_reference(q, ds)
+    torch_o = ea.exact_attention_fns(ds)["matmul"](q).numpy()
+    np.testing.assert_allclose(torch_o, o_exact, rtol=1e-4, atol=1e-5)
+    store = ea.scratch_store(tmp_path)
+    source = BankMemorySource(ea.build_bank(store, "smoke", ds, kind))
+    model = VectorPassThroughModel()
+    err_all, mass_all = ea.accuracy(model, source, q, M, o_exact=o_exact, lse=lse)
+    if kind != "ivf":  # IVF with nprobe < nlist may not reach every memory
+        assert np.all(mass_all > 1 - 1e-4)
+        assert np.all(err_all < 1e-4)
+    err_8, mass_8 = ea.accuracy(model, source, q, 8, o_exact=o_exact, lse=lse)
+    assert np.all(mass_8 <= mass_all + 1e-6)
+    assert np.median(err_8) >= np.median(err_all)
+    store.close()
+
+
+def test_run_reports_every_k_and_a_speedup() -> None:
+    cfg = ea.ExactConfig(
+        sizes=(512,), kinds=("flat",), datasets=("clustered",), ks=(8, 512), n_accuracy=4,
+        n_timed=2, rounds=1, logit_scales=(1.0,),
+    )  # fmt: skip
+    res = ea.run(cfg)
+    assert {r.k for r in res.accuracy} == {8, 512}
+    assert all(r.speedup > 0 for r in res.timings)
+    best = ea.smallest_k(res, "clustered", 512, "flat", 1.0)
+    assert best is not None and best.k <= 512
+    assert ea.tables(res)
+
+
+def test_limits_measure_positive_bandwidths() -> None:
+    res = machine_limits.run(machine_limits.LimitsConfig(m=20_000, d=D, n_queries=3, repeats=1))
+    assert all(np.isfinite(c.bytes_per_s) and c.bytes_per_s > 0 for c in res.copies)
+    assert all(s.bytes_per_s > 0 for s in res.searches)
+    assert any(s.what.startswith("memnet") for s in res.searches)
+    assert machine_limits.tables(res)
+
+
+def test_timing_summaries() -> None:
+    lat = timing.summarize_s([0.001, 0.002, 0.003])
+    assert lat.p50_ms == pytest.approx(2.0)
+    assert "| a |" in timing.table("t", ["a"], [["1"]])
