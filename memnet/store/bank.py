@@ -26,8 +26,8 @@ from memnet.errors import (
     ResourceExhausted,
 )
 from memnet.store import index as ix
+from memnet.store import lifecycle, validation
 from memnet.store import search as srch
-from memnet.store import snapshot, validation
 from memnet.store.locks import DirLock, RWLock
 from memnet.store.records import ClearRecord, DeleteRecord, Record, WriteRecord
 from memnet.store.recovery import recover
@@ -44,7 +44,7 @@ from memnet.store.types import (
     WriteResult,
 )
 from memnet.store.vectors import NewRows, SlotTable, generate_missing_ids
-from memnet.store.wal import WriteAheadLog, log_path
+from memnet.store.wal import WriteAheadLog
 
 LOG = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class Bank:
             self._rebuild(train=False)
         wal = self._wal
         if wal is not None and wal.record_bytes >= self._settings.snapshot_after_log_bytes:
-            self._snapshot_locked()
+            lifecycle.try_snapshot_locked(self, "after a long log")
 
     def _rebuild(self, *, train: bool) -> None:
         """Build a compacted table and index off to the side, then swap them in under the lock."""
@@ -278,20 +278,7 @@ class Bank:
             self._snapshot_locked()
 
     def _snapshot_locked(self) -> None:
-        seq = self._last_seq
-        snapshot.write(self.directory, seq, self._table, self._index, trained=self._trained)
-        old = self._wal
-        path = log_path(self.directory, seq)
-        if old is None or old.path != path:
-            self._wal = WriteAheadLog(
-                path, policy=self._settings.fsync, interval_ms=self._settings.fsync_interval_ms
-            )
-            if old is not None:
-                old.close()
-        for p in self.directory.glob("wal-*.log"):
-            if p != path:
-                p.unlink()
-        snapshot.remove_older(self.directory, seq)
+        lifecycle.snapshot_locked(self)
 
     def flush(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
@@ -385,22 +372,9 @@ class Bank:
             raise FailedPrecondition(f"bank {self.name!r} is closed", field="bank")
 
     def close(self, *, snapshot_if_needed: bool = True, dropped: bool = False) -> None:
-        """fsync the log, snapshot if it holds records (and settings allow), release the lock."""
+        """Snapshot if the log holds records (and settings allow; a failed snapshot is
+        logged, the log stays), fsync and close the log, release the lock. Idempotent."""
         with self._write_mutex:
             if self._closed:
                 return
-            wal = self._wal
-            if (
-                snapshot_if_needed
-                and self._settings.snapshot_on_close
-                and wal is not None
-                and wal.record_bytes > 0
-            ):
-                self._snapshot_locked()
-                wal = self._wal
-            with self._rw.write():
-                self._closed = True
-                self._dropped = dropped
-            if wal is not None:
-                wal.close()
-            self._lock.release()
+            lifecycle.close_locked(self, snapshot_if_needed=snapshot_if_needed, dropped=dropped)

@@ -1,7 +1,9 @@
 """Opening a bank: newest whole snapshot, then the log after it, cutting a bad tail.
 
 Rules (docs/durability.md):
-1. ``tmp-*`` directories are unfinished snapshots and are deleted.
+1. A ``replaced-snapshot-<seq>`` (a re-snapshot at the same seq cut short) is put back
+   if its replacement never arrived, else deleted; ``tmp-*`` directories are
+   unfinished snapshots and are deleted.
 2. The newest ``snapshot-<seq>`` that matches its manifest is loaded; if its index
    file is missing, unreadable or holds the wrong number of vectors, the index
    is rebuilt from the snapshot's float32 keys (``index_rebuilt``).
@@ -36,6 +38,7 @@ def recover(bank: Bank) -> RecoveryReport:
     t0 = time.perf_counter()
     cfg = bank.config
     directory = bank.directory
+    snapshot.resolve_interrupted(directory)
     snapshot.remove_temporaries(directory)
     index_rebuilt = _load_snapshot(bank)
     replayed, cut, reasons = 0, 0, []
@@ -104,6 +107,7 @@ def _load_snapshot(bank: Bank) -> bool:
             )
             index = None
         if index is None:
+            LOG.warning("bank %s: rebuilding the index of snapshot %d from its keys", cfg.name, seq)
             bank._install(ix.build(cfg.index, cfg.metric, cfg.key_dim))
             bank._rebuild(train=loaded.table.n_live >= ix.train_threshold(cfg.index))
             return True

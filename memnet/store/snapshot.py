@@ -21,12 +21,15 @@ import faiss
 import numpy as np
 
 from memnet.store import index as ix
+from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.vectors import EMPTY_METADATA, SlotTable
 from memnet.store.wal import fsync_dir
 
 LOG = logging.getLogger(__name__)
 
 FORMAT = 1
+INDEX_FILE = "index.faiss"
+REPLACED_PREFIX = "replaced-"
 _ARRAYS = ("keys", "values", "seqs", "written_ns", "alive")
 
 
@@ -80,12 +83,38 @@ def _fsync_file(path: Path) -> None:
 
 
 def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool) -> Path:
-    """Write a snapshot of ``table`` + ``index`` as of ``seq``; returns its directory."""
+    """Write a snapshot of ``table`` + ``index`` as of ``seq``; returns its directory.
+
+    On any failure the temporary directory is removed again (so a full disk is not left
+    fuller) and an existing snapshot is untouched; ENOSPC/EDQUOT raise ResourceExhausted.
+    """
     t0 = time.perf_counter()
     final = bank_dir / f"snapshot-{seq:020d}"
     tmp = bank_dir / f"tmp-snapshot-{seq:020d}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    try:
+        with disk_full_as_resource_exhausted(f"cannot write snapshot {seq} of {bank_dir.name}"):
+            tmp.mkdir()
+            sizes = _write_files(tmp, seq, table, index, trained=trained)
+            _replace(bank_dir, tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    total_mib = sum(sizes.values()) / (1 << 20)
+    LOG.info(
+        "snapshot %s: %d slots, %.1f MiB in %.1f ms",
+        final,
+        table.n_slots,
+        total_mib,
+        (time.perf_counter() - t0) * 1e3,
+    )
+    return final
+
+
+def _write_files(
+    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool
+) -> dict[str, int]:
+    """Write and fsync every file of a snapshot into ``tmp``, the manifest last."""
     n = table.n_slots
     for name in _ARRAYS:
         _save_array(tmp / f"{name}.npy", getattr(table, name)[:n])
@@ -103,8 +132,8 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
         f.write(body)
         f.flush()
         os.fsync(f.fileno())
-    ix.write(index, tmp / "index.faiss")
-    _fsync_file(tmp / "index.faiss")
+    ix.write(index, tmp / INDEX_FILE)
+    _fsync_file(tmp / INDEX_FILE)
     sizes = {p.name: p.stat().st_size for p in tmp.iterdir()}
     manifest = {"format": FORMAT, "seq": seq, "n_slots": n, "trained": trained, "sizes": sizes}
     with open(tmp / "manifest.json", "w") as f:
@@ -112,19 +141,39 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
         f.flush()
         os.fsync(f.fileno())
     fsync_dir(tmp)
+    return sizes
+
+
+def _replace(bank_dir: Path, tmp: Path, final: Path) -> None:
+    """Rename the complete ``tmp`` to ``final``, never deleting an old ``final`` first.
+
+    An existing ``final`` (a snapshot at the same seq, taken again) is renamed aside to
+    ``replaced-<name>`` and deleted only after the new one is renamed in and the
+    directory fsynced; ``resolve_interrupted`` sorts out a crash at any step.
+    """
+    aside = bank_dir / f"{REPLACED_PREFIX}{final.name}"
     if final.exists():
-        shutil.rmtree(final)
+        shutil.rmtree(aside, ignore_errors=True)
+        os.rename(final, aside)
     os.rename(tmp, final)
     fsync_dir(bank_dir)
-    total_mib = sum(sizes.values()) / (1 << 20)
-    LOG.info(
-        "snapshot %s: %d slots, %.1f MiB in %.1f ms",
-        final,
-        n,
-        total_mib,
-        (time.perf_counter() - t0) * 1e3,
-    )
-    return final
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def resolve_interrupted(bank_dir: Path) -> None:
+    """Undo or finish a snapshot replacement that a crash interrupted.
+
+    ``replaced-snapshot-<seq>`` next to a ``snapshot-<seq>``: the new one was renamed in,
+    the old one is deleted. Alone: the new one never arrived, the old one is renamed back.
+    """
+    for aside in bank_dir.glob(f"{REPLACED_PREFIX}snapshot-*"):
+        final = bank_dir / aside.name[len(REPLACED_PREFIX) :]
+        if final.exists():
+            shutil.rmtree(aside, ignore_errors=True)
+        else:
+            LOG.warning("%s: a re-snapshot was interrupted; restoring %s", bank_dir, final.name)
+            os.rename(aside, final)
+            fsync_dir(bank_dir)
 
 
 def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
@@ -133,7 +182,7 @@ def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
         for name, size in manifest["sizes"].items():
-            if (directory / name).stat().st_size != size:
+            if name != INDEX_FILE and (directory / name).stat().st_size != size:
                 raise SnapshotError(f"{directory / name} is not {size} bytes")
         n = int(manifest["n_slots"])
         table = SlotTable(key_dim, value_dim, capacity=0)
@@ -156,13 +205,24 @@ def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
     ]
     table.slot_of = {mid: s for s, mid in enumerate(table.ids) if mid is not None}
     table.n_slots = n
-    index: faiss.Index | None
-    try:
-        index = ix.read(directory / "index.faiss")
-    except RuntimeError as err:
-        LOG.warning("snapshot %s: index unreadable (%s); it will be rebuilt", directory, err)
-        index = None
+    index = _read_index(directory, manifest["sizes"].get(INDEX_FILE))
     LOG.info(
         "loaded snapshot %s: %d slots in %.1f ms", directory, n, (time.perf_counter() - t0) * 1e3
     )
     return Loaded(int(manifest["seq"]), table, index, bool(manifest["trained"]))
+
+
+def _read_index(directory: Path, size: int | None) -> faiss.Index | None:
+    """The snapshot's FAISS index, or None (to be rebuilt from the keys) if it is missing,
+    not the size the manifest says, or unreadable: the arrays and records are the truth."""
+    path = directory / INDEX_FILE
+    try:
+        actual = path.stat().st_size
+        if size is not None and actual != size:
+            problem = f"{actual} bytes, manifest says {size}"
+        else:
+            return ix.read(path)
+    except (OSError, RuntimeError) as err:
+        problem = str(err)
+    LOG.warning("snapshot %s: index unusable (%s); rebuilding it from the keys", directory, problem)
+    return None

@@ -8,10 +8,18 @@ import os
 import shutil
 import threading
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
-from memnet.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from memnet.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 from memnet.store.bank import CONFIG_FILE, Bank
+from memnet.store.diskfull import disk_full_as_resource_exhausted, is_disk_full
 from memnet.store.locks import DirLock
 from memnet.store.types import BankConfig, FsyncPolicy, RecoveryReport, StoreSettings
 from memnet.store.wal import fsync_dir
@@ -19,6 +27,14 @@ from memnet.store.wal import fsync_dir
 LOG = logging.getLogger(__name__)
 
 BANKS_DIR = "banks"
+
+
+@dataclass(frozen=True)
+class FailedBank:
+    """A bank directory that could not be opened: kept on disk, refused with ``reason``."""
+
+    directory: Path
+    reason: str
 
 
 class MemoryStore:
@@ -31,14 +47,14 @@ class MemoryStore:
         self._lock = DirLock(self.data_dir, what="store")
         self._mutex = threading.Lock()  # guards the bank table, not bank contents
         self._banks: dict[str, Bank] = {}
+        self._failed: dict[str, FailedBank] = {}  # quarantined: could not be opened
         self._closed = False
         try:
             root = self.data_dir / BANKS_DIR
             for leftover in root.glob(".*"):  # half-created or half-dropped banks
                 shutil.rmtree(leftover, ignore_errors=True)
             for d in sorted(p for p in root.iterdir() if p.is_dir()):
-                config = BankConfig.model_validate_json((d / CONFIG_FILE).read_text())
-                self._banks[config.name] = Bank(d, config, self.settings)
+                self._open_bank(d)
         except BaseException:
             for bank in self._banks.values():
                 bank.close(snapshot_if_needed=False)
@@ -51,6 +67,21 @@ class MemoryStore:
                 target=self._flush_loop, name="memnet-wal-flush", daemon=True
             )
             self._flusher.start()
+
+    def _open_bank(self, directory: Path) -> None:
+        """Open one bank; one that cannot be opened is logged and quarantined, files untouched."""
+        try:
+            config = BankConfig.model_validate_json((directory / CONFIG_FILE).read_text())
+            self._banks[config.name] = Bank(directory, config, self.settings)
+        except Exception as err:
+            reason = f"{type(err).__name__}: {err}"
+            LOG.error(
+                "bank %s cannot be opened and is quarantined (its files are kept; "
+                "drop it to remove them): %s",
+                directory.name,
+                reason,
+            )
+            self._failed[directory.name] = FailedBank(directory, reason)
 
     def _flush_loop(self) -> None:
         interval_s = self.settings.fsync_interval_ms / 1000.0
@@ -78,25 +109,41 @@ class MemoryStore:
             self._check_open()
             if config.name in self._banks:
                 raise AlreadyExists(f"bank {config.name!r} already exists", field="name")
+            failed = self._failed.get(config.name)
+            if failed is not None:
+                raise AlreadyExists(
+                    f"bank {config.name!r} already exists but could not be opened "
+                    f"({failed.reason}); drop it first to replace it",
+                    field="name",
+                )
             root = self.data_dir / BANKS_DIR
+            final = root / config.name
             tmp = root / f".creating-{config.name}-{uuid.uuid4().hex}"
-            tmp.mkdir()
             try:
-                with open(tmp / CONFIG_FILE, "w") as f:
-                    f.write(config.model_dump_json(indent=2))
-                    f.flush()
-                    os.fsync(f.fileno())
-                fsync_dir(tmp)
-                final = root / config.name
-                os.rename(tmp, final)
-                fsync_dir(root)
+                with disk_full_as_resource_exhausted(f"cannot create bank {config.name!r}"):
+                    tmp.mkdir()
+                    with open(tmp / CONFIG_FILE, "w") as f:
+                        f.write(config.model_dump_json(indent=2))
+                        f.flush()
+                        os.fsync(f.fileno())
+                    fsync_dir(tmp)
+                    os.rename(tmp, final)
+                    fsync_dir(root)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             try:
                 bank = Bank(final, config, self.settings)
+            except ResourceExhausted:
+                shutil.rmtree(final, ignore_errors=True)
+                raise
             except Exception as err:
                 shutil.rmtree(final, ignore_errors=True)
+                if is_disk_full(err):
+                    raise ResourceExhausted(
+                        f"cannot create bank {config.name!r}: the disk is full ({err})",
+                        field="disk",
+                    ) from err
                 raise InvalidArgument(
                     f"cannot build bank {config.name!r}: {err}", field="index"
                 ) from err
@@ -115,30 +162,46 @@ class MemoryStore:
             try:
                 return self._banks[name]
             except KeyError:
-                raise NotFound(f"bank {name!r} not found", field="bank") from None
+                pass
+            failed = self._failed.get(name)
+            if failed is not None:
+                raise FailedPrecondition(
+                    f"bank {name!r} could not be opened: {failed.reason}", field="bank"
+                )
+            raise NotFound(f"bank {name!r} not found", field="bank")
 
     def banks(self) -> list[Bank]:
         with self._mutex:
             return [self._banks[n] for n in sorted(self._banks)]
 
     def drop_bank(self, name: str) -> None:
-        """Delete a bank and its directory; NotFound if there is none."""
+        """Delete a bank and its directory (also a quarantined one); NotFound if there is none."""
         with self._mutex:
             self._check_open()
             bank = self._banks.pop(name, None)
-            if bank is None:
+            if bank is not None:
+                bank.close(snapshot_if_needed=False, dropped=True)
+                directory = bank.directory
+            elif name in self._failed:
+                directory = self._failed.pop(name).directory
+            else:
                 raise NotFound(f"bank {name!r} not found", field="bank")
-            bank.close(snapshot_if_needed=False, dropped=True)
             root = self.data_dir / BANKS_DIR
             doomed = root / f".dropping-{name}-{uuid.uuid4().hex}"
-            os.rename(bank.directory, doomed)
+            os.rename(directory, doomed)
             fsync_dir(root)
             shutil.rmtree(doomed, ignore_errors=True)
             LOG.info("dropped bank %s", name)
 
     def recovery_reports(self) -> dict[str, RecoveryReport]:
+        """What opening each bank found; quarantined banks have ``failed`` and ``error``."""
         with self._mutex:
-            return {name: b.recovery for name, b in self._banks.items()}
+            reports = {name: b.recovery for name, b in self._banks.items()}
+            for name, failed in self._failed.items():
+                reports[name] = RecoveryReport(
+                    0, 0, failed.reason, index_rebuilt=False, failed=True, error=failed.reason
+                )
+            return reports
 
     def close(self) -> None:
         """Flush and snapshot every bank, release all locks. Idempotent."""
@@ -149,9 +212,14 @@ class MemoryStore:
         self._stop.set()
         if self._flusher is not None:
             self._flusher.join()
-        for bank in self.banks():
-            bank.close()
-        self._lock.release()
+        try:
+            for bank in self.banks():
+                try:
+                    bank.close()
+                except Exception:
+                    LOG.exception("closing bank %s failed; closing the others", bank.name)
+        finally:
+            self._lock.release()
 
     def __enter__(self) -> MemoryStore:
         return self

@@ -177,3 +177,5 @@ class RecoveryReport:
     bytes_cut: int  # torn or corrupt tail removed from the log
     reason: str  # "" when nothing was cut
     index_rebuilt: bool
+    failed: bool = False  # the bank could not be opened and is quarantined (see error)
+    error: str = ""  # why it could not be opened; "" when it opened

@@ -92,9 +92,34 @@ def id_list(ids: Sequence[str], *, limits: StoreLimits, field: str = "ids") -> l
     return [memory_id(i, field=field, limits=limits) for i in ids]
 
 
+MAX_JSON_DEPTH = 32  # nesting of metadata and metadata filters, as the server enforces
+
+
+def _too_deep(value: object, limit: int) -> bool:
+    """True if ``value`` nests dicts and lists (or tuples) deeper than ``limit``; no recursion.
+
+    A scalar is depth 0, ``{}`` is 1. Stops at the first container past the limit, so a
+    self-referencing object terminates too.
+    """
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, (list, tuple)):
+            if depth + 1 > limit:
+                return True
+            pending.extend((child, depth + 1) for child in item)
+    return False
+
+
 def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} entries must be JSON objects (dict)", field=field)
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise InvalidArgument(
+            f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
+        )
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as err:

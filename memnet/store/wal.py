@@ -18,6 +18,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from memnet.store.diskfull import disk_full_error, is_disk_full
 from memnet.store.records import Record, RecordError, decode, encode
 from memnet.store.types import FsyncPolicy
 
@@ -107,9 +108,15 @@ class WriteAheadLog:
         new = not path.exists()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         if new or os.fstat(self._fd).st_size == 0:
-            os.write(self._fd, MAGIC)
-            os.fsync(self._fd)
-            fsync_dir(path.parent)
+            try:
+                os.write(self._fd, MAGIC)
+                os.fsync(self._fd)
+                fsync_dir(path.parent)
+            except BaseException:
+                os.close(self._fd)
+                if new:
+                    path.unlink(missing_ok=True)
+                raise
         self.size_bytes = os.fstat(self._fd).st_size
         self._dirty = False
         self._last_sync_s = time.monotonic()
@@ -141,11 +148,13 @@ class WriteAheadLog:
                 and time.monotonic() - self._last_sync_s >= self.interval_s
             ):
                 self.sync()
-        except BaseException:
+        except BaseException as err:
             # Not acknowledged, so it must not be replayed: drop the frame (whole or half)
             # before anything is appended after it.
             os.ftruncate(self._fd, start)
             self.size_bytes = start
+            if isinstance(err, OSError) and is_disk_full(err):
+                raise disk_full_error(err, f"cannot append to {self.path.name}") from err
             raise
 
     def sync(self) -> None:
@@ -157,11 +166,14 @@ class WriteAheadLog:
                 self._last_sync_s = time.monotonic()
 
     def close(self) -> None:
-        self.sync()
-        with self._sync_lock:  # the flusher thread may be about to fsync this file
-            if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+        """fsync what is unsynced, then close the file, even if the fsync fails."""
+        try:
+            self.sync()
+        finally:
+            with self._sync_lock:  # the flusher thread may be about to fsync this file
+                if self._fd >= 0:
+                    os.close(self._fd)
+                    self._fd = -1
 
 
 def log_files(directory: Path) -> list[tuple[int, Path]]:

@@ -183,11 +183,6 @@ def test_full_disk_fails_writes_keeps_acknowledged_data_and_recovers(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENOSPC from the log append is an OSError, which errors.status_for maps to "
-    "INTERNAL instead of RESOURCE_EXHAUSTED",
-)
 def test_full_disk_is_resource_exhausted_naming_the_disk(small_fs: Path) -> None:
     with (
         in_process_server(small_fs / "data") as (_, port),
@@ -204,11 +199,6 @@ def test_full_disk_is_resource_exhausted_naming_the_disk(small_fs: Path) -> None
     assert all("disk" in details or "space" in details for _, details in failures), failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bank.close raises the snapshot's ENOSPC before closing its log and releasing its "
-    "lock: tmp-snapshot-* stays on the full disk, the store stays locked, later banks unclosed",
-)
 def test_graceful_stop_on_a_full_disk_completes_and_releases_the_store(
     small_fs: Path,
 ) -> None:
