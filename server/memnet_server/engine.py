@@ -125,7 +125,7 @@ class Engine:
         self._observe_batch = observe_batch
         self._default_model = settings.default_model or models.default_name
         self.model(self._default_model)  # fail at startup, not at the first request
-        self._batchers: dict[str, Batcher] = {}
+        self._batchers: dict[str, tuple[Bank, Batcher]] = {}  # bank name → (bank, batcher)
         self._lock = threading.Lock()
 
     # Models.
@@ -357,7 +357,10 @@ class Engine:
 
     def _batcher(self, bank: Bank, model: ServedModel) -> Batcher:
         with self._lock:
-            batcher = self._batchers.get(bank.name)
+            cached = self._batchers.get(bank.name)
+            # A bank dropped and created again under its name gets a new batcher: the old
+            # one (cached by a query that raced the drop) still runs against the old bank.
+            batcher = cached[1] if cached is not None and cached[0] is bank else None
             if batcher is None:
 
                 def run_batch(key: Hashable, queries: np.ndarray) -> QueryOutput:
@@ -372,7 +375,7 @@ class Engine:
                     max_queued=self.settings.max_queued_queries,
                     observe_batch=self._observe_batch,
                 )
-                self._batchers[bank.name] = batcher
+                self._batchers[bank.name] = (bank, batcher)
             return batcher
 
 

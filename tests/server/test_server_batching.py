@@ -130,3 +130,20 @@ def test_server_batches_concurrent_queries_only_when_enabled(
         assert max(slow.batch_sizes) > 1
     else:
         assert slow.batch_sizes == [1] * 6
+
+
+def test_a_bank_dropped_and_created_again_never_reaches_the_old_batcher(
+    start_server: StartServer,
+) -> None:
+    server = start_server()
+    keys = np.eye(4, dtype=np.float32)
+    server.vector_bank("b", dim=4)
+    server.write_vectors("b", keys, ids=["old0", "old1", "old2", "old3"])
+    one = query_pb2.QueryRequest(bank="b", query_vectors=to_tensor(keys[:1]), k=1)
+    assert server.queries.Query(one).results[0].hops[0].memories[0].id == "old0"
+    # A query racing DeleteBank can leave the old bank's batcher cached: drop the bank
+    # underneath the engine so that its cache still holds the old batcher.
+    server.service.engine.store.drop_bank("b")
+    server.vector_bank("b", dim=4)
+    server.write_vectors("b", keys, ids=["new0", "new1", "new2", "new3"])
+    assert server.queries.Query(one).results[0].hops[0].memories[0].id == "new0"
