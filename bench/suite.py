@@ -1,4 +1,4 @@
-"""memnet's benchmark suite (issue #6): one command, tables on stdout, a markdown report.
+"""memnet's benchmark suite: one command, tables on stdout, a markdown report.
 
     python bench/suite.py                          # default sizes (10k, 100k), < 30 min on 2 cores
     python bench/suite.py --full                   # adds the 1M runs (about an hour more)
@@ -240,15 +240,14 @@ def report(out: Path, sections: list[Section], command: str) -> str:
     lines = [
         "# memnet benchmark suite",
         "",
-        f"Generated {now} by `{command}` (issue #6). Machine: {machine()}. "
-        f"Work tree: {git_commit()}.",
+        f"Generated {now} by `{command}`. Machine: {machine()}. Work tree: {git_commit()}.",
         "",
         "Every figure is a median of repeated measurements; every ratio compares numbers "
         "measured side by side in the same run (the machine is shared: absolute numbers "
         "move ±15 % between runs and more under load, so read the ratios). Each section "
         "names the run it comes from.",
         "",
-        "## Summary against the targets of issue #6",
+        "## Summary against the targets",
         "",
     ]
     for s in sections:

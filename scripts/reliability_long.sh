@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long reliability run of issue #7 (docs/reliability.md): 50 SIGKILLs, 600 damaged
+# The long reliability run (docs/reliability.md): 50 SIGKILLs, 600 damaged
 # logs, a 120 s load phase, thousands of fuzzed requests. Needs root for the tmpfs of the
 # disk-full test (it is skipped otherwise). Takes about 15 minutes on 2 cores.
 # Figures go to $MEMNET_RELIABILITY_FIGURES (default $TMPDIR/memnet-reliability-figures.jsonl),

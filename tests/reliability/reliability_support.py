@@ -1,4 +1,4 @@
-"""Shared helpers of the reliability tests (issue #7): the short/long switch, a
+"""Shared helpers of the reliability tests: the short/long switch, a
 ``memnet serve`` subprocess, an in-process server, and the figures each test reports.
 
 ``MEMNET_RELIABILITY=long`` selects the long versions (``scripts/reliability_long.sh``);
