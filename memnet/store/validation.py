@@ -113,13 +113,22 @@ def _too_deep(value: object, limit: int) -> bool:
     return False
 
 
+def json_too_deep(field: str) -> InvalidArgument:
+    return InvalidArgument(
+        f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
+    )
+
+
+def check_json_depth(value: object, *, field: str) -> None:
+    """InvalidArgument naming ``field`` if ``value`` nests deeper than MAX_JSON_DEPTH."""
+    if _too_deep(value, MAX_JSON_DEPTH):
+        raise json_too_deep(field)
+
+
 def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} entries must be JSON objects (dict)", field=field)
-    if _too_deep(value, MAX_JSON_DEPTH):
-        raise InvalidArgument(
-            f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
-        )
+    check_json_depth(value, field=field)
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as err:

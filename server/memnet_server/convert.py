@@ -21,6 +21,7 @@ from memnet.store.types import (
     Metric,
     WriteMode,
 )
+from memnet.store.validation import check_json_depth, json_too_deep
 
 METRIC_FROM_PROTO: dict[int, Metric | None] = {
     bank_pb2.METRIC_UNSPECIFIED: None,
@@ -115,43 +116,22 @@ def index_spec_to_proto(spec: IndexSpec) -> bank_pb2.IndexSpec:
     return message
 
 
-MAX_JSON_DEPTH = 32  # nesting of metadata_json and metadata_filter_json
-
-
 def parse_json_object(text: str, *, field: str, max_bytes: int) -> JsonObject:
     """A JSON object from a request field; "" is the empty object."""
     if not text:
         return {}
     if len(text.encode()) > max_bytes:
         raise InvalidArgument(f"{field} is longer than {max_bytes} bytes", field=field)
-    too_deep = InvalidArgument(
-        f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
-    )
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
         raise InvalidArgument(f"{field} is not valid JSON: {error.msg}", field=field) from error
     except RecursionError as error:  # deeper than the interpreter's stack allows
-        raise too_deep from error
+        raise json_too_deep(field) from error
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object", field=field)
-    if _json_depth(value) > MAX_JSON_DEPTH:
-        raise too_deep
+    check_json_depth(value, field=field)
     return value
-
-
-def _json_depth(value: object) -> int:
-    """Nesting depth of decoded JSON (a scalar is 0, {} is 1), without recursion."""
-    deepest = 0
-    pending: list[tuple[object, int]] = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, list):
-            deepest = max(deepest, depth + 1)
-            pending.extend((child, depth + 1) for child in item)
-    return deepest
 
 
 def dump_json(value: JsonObject) -> str:
