@@ -34,9 +34,10 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+    from memnet_client import TlsConfig
+
     if args.tls_ca:
-        with open(args.tls_ca, "rb") as ca_file:
-            credentials = grpc.ssl_channel_credentials(root_certificates=ca_file.read())
+        credentials = TlsConfig.from_files(args.tls_ca).credentials()
         channel = grpc.secure_channel(args.target, credentials)
     else:
         channel = grpc.insecure_channel(args.target)

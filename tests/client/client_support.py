@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -61,3 +62,22 @@ def serve(data_dir: Path, **overrides: object) -> Iterator[RunningServer]:
         yield RunningServer(target=f"127.0.0.1:{port}", data_dir=data_dir)
     finally:
         server.stop(0).wait(10)
+
+
+def self_signed(directory: Path, name: str, *, alt_names: str | None = None) -> tuple[Path, Path]:
+    """A self-signed certificate and key for CN ``name`` (made with the openssl CLI).
+
+    ``alt_names`` is the subjectAltName list, default ``DNS:<name>``.
+    """
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt_names or f'DNS:{name}'}",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
@@ -13,7 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from client_support import RunningServer, serve
+from client_support import RunningServer, self_signed, serve
 
 from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc
 from memnet_client import MemnetClient, RetryPolicy, TlsConfig, errors
@@ -202,36 +201,10 @@ def test_large_writes_are_chunked_under_the_message_limit(
     assert "mem" in capfd.readouterr().err  # the tqdm bar went to stderr
 
 
-def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
-    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "1",
-        "-subj",
-        f"/CN={name}",
-        "-addext",
-        f"subjectAltName=DNS:{name}",
-        "-keyout",
-        str(key),
-        "-out",
-        str(cert),
-    )
-    return cert, key
-
-
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 def test_tls_with_server_name_override_and_client_certificate(tmp_path: Path) -> None:
-    server_cert, server_key = _self_signed(tmp_path, "memnet.test")
-    client_cert, client_key = _self_signed(tmp_path, "sdk-client")
+    server_cert, server_key = self_signed(tmp_path, "memnet.test")
+    client_cert, client_key = self_signed(tmp_path, "sdk-client")
     with serve(
         tmp_path / "data",
         tls_cert_file=server_cert,
