@@ -101,6 +101,40 @@ def run_raw(
     return summarize([x for own in latencies for x in own], time.perf_counter() - t0)
 
 
+def run_raw_batches(
+    index: faiss.Index,
+    queries: np.ndarray,
+    k: int,
+    *,
+    batch: int,
+    workers: int,
+    duration_s: float,
+) -> Stats:
+    """``workers`` threads, each searching ``batch`` queries per call; QPS counts queries."""
+    starts = list(range(0, len(queries) - batch + 1, batch))
+    latencies: list[list[float]] = [[] for _ in range(workers)]
+    stop_at = time.perf_counter() + duration_s
+
+    def loop(worker: int) -> None:
+        i = worker
+        own = latencies[worker]
+        while time.perf_counter() < stop_at:
+            lo = starts[i % len(starts)]
+            t0 = time.perf_counter()
+            index.search(queries[lo : lo + batch], k)
+            own.append(time.perf_counter() - t0)
+            i += workers
+
+    threads = [threading.Thread(target=loop, args=(w,)) for w in range(workers)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = summarize([x for own in latencies for x in own], time.perf_counter() - t0)
+    return Stats(p50_ms=stats.p50_ms, p99_ms=stats.p99_ms, qps=stats.qps * batch)
+
+
 async def _run_service(
     target: str, requests: list[bytes], workers: int, duration_s: float
 ) -> Stats:
@@ -244,7 +278,7 @@ def measure_rpc_batches(
         for i in range(0, len(queries) - b + 1, b)
     ]
     out = {}
-    for c in (1, 8):
+    for c in RPC_BATCH_LEVELS:
         stats = max(
             (run_service(server.target, requests, c, args.duration_s) for _ in range(args.repeats)),
             key=lambda s: s.qps,
@@ -253,10 +287,16 @@ def measure_rpc_batches(
     return out
 
 
+RPC_BATCH_LEVELS = (1, 8)  # RPCs in flight for the client-batched rows
+
+
 def bench_vectors(
     n: int, args: argparse.Namespace, levels: list[int], root: Path
-) -> tuple[list[str], list[list[str]]]:
-    """One bank size: raw FAISS, then the service with batching on and off."""
+) -> tuple[list[str], list[list[str]], list[list[str]]]:
+    """One bank size: raw FAISS, then the service with batching on and off.
+
+    Returns the load row, the single-query rows and the client-batched rows.
+    """
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((max(64, n // 250), args.d), dtype=np.float32)
     keys = clustered(rng, n, args.d, centres)  # (M, D)
@@ -270,13 +310,30 @@ def bench_vectors(
     raw.add(keys)
     raw_add_per_s = n / (time.perf_counter() - t0)
     raw.hnsw.efSearch = EF_SEARCH
+    b = args.rpc_batch
     raw_stats = {
         c: max(
             (run_raw(raw, queries, args.k, c, args.duration_s) for _ in range(args.repeats)),
             key=lambda stats: stats.qps,
         )
-        for c in levels
+        for c in sorted({*levels, *RPC_BATCH_LEVELS})
     }
+    raw_batches = (
+        {
+            c: max(
+                (
+                    run_raw_batches(
+                        raw, queries, args.k, batch=b, workers=c, duration_s=args.duration_s
+                    )
+                    for _ in range(args.repeats)
+                ),
+                key=lambda stats: stats.qps,
+            )
+            for c in RPC_BATCH_LEVELS
+        }
+        if b > 1
+        else {}
+    )
     del raw
 
     data_dir = root / label
@@ -284,7 +341,7 @@ def bench_vectors(
     server = ServerProcess(data_dir, batching=True)
     load_per_s = load_bank(server.target, keys, values)
     del keys, values
-    rpc_batches = measure_rpc_batches(server, queries, args) if args.rpc_batch > 1 else {}
+    rpc_batches = measure_rpc_batches(server, queries, args) if b > 1 else {}
     service = measure_abba(server, data_dir, query_requests(queries, args.k), levels, args)
     shutil.rmtree(data_dir, ignore_errors=True)
     print(f"\n{label} done; load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -304,22 +361,23 @@ def bench_vectors(
                 f"{on.qps / r.qps:.2f}",
             ]
         )
+    batch_rows = []
     for c, stats in rpc_batches.items():
-        r = raw_stats.get(c) or max(raw_stats.values(), key=lambda s: s.qps)
-        rows.append(
+        single, batched = raw_stats[c], raw_batches[c]
+        batch_rows.append(
             [
                 label,
-                f"{c} RPCs x {args.rpc_batch} queries",
-                f"{r.p50_ms:.2f} / {r.p99_ms:.2f}",
-                f"{r.qps:,.0f}",
-                f"{stats.p50_ms:.2f} / {stats.p99_ms:.2f} per RPC",
+                str(c),
+                f"{single.qps:,.0f}",
+                f"{batched.p50_ms:.2f} / {batched.p99_ms:.2f}",
+                f"{batched.qps:,.0f}",
+                f"{stats.p50_ms:.2f} / {stats.p99_ms:.2f}",
                 f"{stats.qps:,.0f}",
-                "",
-                "",
-                f"{stats.qps / r.qps:.2f}",
+                f"{stats.qps / single.qps:.2f}",
+                f"{stats.qps / batched.qps:.2f}",
             ]
         )
-    return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows
+    return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows, batch_rows
 
 
 def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[list[str]]:
@@ -398,10 +456,12 @@ def main() -> None:
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-service-"))
     load_rows: list[list[str]] = []
     query_rows: list[list[str]] = []
+    batch_rows: list[list[str]] = []
     for n in sizes:
-        load_row, rows = bench_vectors(n, args, levels, root)
+        load_row, rows, batched_rows = bench_vectors(n, args, levels, root)
         load_rows.append(load_row)
         query_rows += rows
+        batch_rows += batched_rows
         table(
             "Load: memories per second",
             ["M", "raw FAISS add", "service StreamWriteMemories (HNSW add, fsync none)"],
@@ -422,6 +482,24 @@ def main() -> None:
             ],
             query_rows,
         )
+        if batch_rows:
+            b = args.rpc_batch
+            table(
+                f"Query: vector, k=32, 1 hop, HNSW, {b} queries per call "
+                "(p50 / p99 ms per call; QPS counts queries)",
+                [
+                    "M",
+                    "calls in flight",
+                    "raw FAISS single-query QPS",
+                    f"raw FAISS {b}-query search p50/p99",
+                    "QPS",
+                    f"service {b}-query RPC p50/p99",
+                    "QPS",
+                    "service / raw single",
+                    "service / raw batched",
+                ],
+                batch_rows,
+            )
     if args.text_memories:
         table(
             f"Query: text, babi-joint (3 hops), flat bank of {args.text_memories} sentences, "

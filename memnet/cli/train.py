@@ -56,6 +56,12 @@ def register(subparsers: Any) -> None:
     m.add_argument("--tying", choices=["adjacent", "layerwise", "kv"], default="layerwise")
     m.add_argument("--scoring", choices=["dot", "scaled_dot", "cosine"], default="dot")
     m.add_argument("--heads", type=int, default=1)
+    m.add_argument(
+        "--activation",
+        choices=["none", "half_relu"],
+        default="none",
+        help="after each hop's update: half_relu = ReLU on half the units",
+    )
     m.add_argument("--no-position-encoding", action="store_true")
     m.add_argument("--no-temporal", action="store_true")
     p.set_defaults(func=run)
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         "tying": args.tying,
         "scoring": args.scoring,
         "heads": args.heads,
+        "activation": args.activation,
         "position_encoding": not args.no_position_encoding,
     }
     if args.no_temporal:

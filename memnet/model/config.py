@@ -9,9 +9,11 @@ from memnet.errors import InvalidArgument
 
 Tying = Literal["adjacent", "layerwise", "kv"]
 Scoring = Literal["dot", "scaled_dot", "cosine"]
+Activation = Literal["none", "half_relu"]
 
 TYINGS: tuple[str, ...] = ("adjacent", "layerwise", "kv")
 SCORINGS: tuple[str, ...] = ("dot", "scaled_dot", "cosine")
+ACTIVATIONS: tuple[str, ...] = ("none", "half_relu")
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,16 @@ class ModelConfig:
     position_encoding: bool = True
     scoring: Scoring = "dot"
     heads: int = 1
+    # Applied to u after each hop's update: "half_relu" = ReLU on the second half of
+    # the units (Sukhbaatar et al. 2015, §4.4, joint training); "none" keeps it linear.
+    activation: Activation = "none"
     init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
 
     def __post_init__(self) -> None:
         if self.tying not in TYINGS:
             raise InvalidArgument(f"tying must be one of {TYINGS}", field="tying")
+        if self.activation not in ACTIVATIONS:
+            raise InvalidArgument(f"activation must be one of {ACTIVATIONS}", field="activation")
         if self.scoring not in SCORINGS:
             raise InvalidArgument(f"scoring must be one of {SCORINGS}", field="scoring")
         for name in ("vocab_size", "answer_size", "dim", "hops", "heads"):

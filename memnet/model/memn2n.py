@@ -93,10 +93,15 @@ class MemN2N(nn.Module):
     def update(self, u: torch.Tensor, o: torch.Tensor, hop: int) -> torch.Tensor:
         """u_{h+1} from u_h and the readout o_h, both (B, D)."""
         if self.cfg.tying == "adjacent":
-            return u + o  # Sukhbaatar et al. 2015, eq. (2)
-        if self.cfg.tying == "layerwise":
-            return self.hop_updates[0](u) + o  # u_{k+1} = H u_k + o_k, §2.2
-        return self.hop_updates[hop](u + o)  # q_{j+1} = R_j(q_j + o), Miller et al. 2016, §3
+            nxt = u + o  # Sukhbaatar et al. 2015, eq. (2)
+        elif self.cfg.tying == "layerwise":
+            nxt = self.hop_updates[0](u) + o  # u_{k+1} = H u_k + o_k, §2.2
+        else:
+            nxt = self.hop_updates[hop](u + o)  # q_{j+1} = R_j(q_j + o), Miller et al. 2016, §3
+        if self.cfg.activation == "half_relu":
+            half = nxt.shape[-1] // 2
+            nxt = torch.cat([nxt[..., :half], torch.relu(nxt[..., half:])], dim=-1)
+        return nxt
 
     def hop(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
     MemoryBatch,
+    MemoryContent,
     MemoryRecord,
     Metric,
     RecoveryReport,
@@ -294,6 +295,24 @@ class Bank:
             self._check_open()
             t = self._table
             return [None if s is None else t.record(s) for s in t.slots_of(wanted)]
+
+    def contents(self, ids: Iterable[str]) -> dict[str, MemoryContent]:
+        """Text and metadata of the live memories among ``ids`` that have either, by id.
+
+        For ids this bank returned (search results): no id validation and no vector
+        copies, so attaching content to K attended memories costs a dict lookup each.
+        Unknown, deleted and content-less ids are absent from the result.
+        """
+        out: dict[str, MemoryContent] = {}
+        with self._rw.read():
+            self._check_open()
+            t = self._table
+            slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
+            for mid in ids:
+                s = slot_of.get(mid)
+                if s is not None and (texts[s] or metadata[s]):
+                    out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
+        return out
 
     def gather(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(N, Dk) keys and (N, Dv) values of ``ids``; NotFound names the first missing id."""

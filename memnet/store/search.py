@@ -127,7 +127,8 @@ def assemble(
     valid = cands >= 0  # (B, Kf)
     all_valid = bool(valid.all())
     safe = cands if all_valid else np.where(valid, cands, 0)
-    scores = exact_scores(view.config.metric, q, t.keys[safe]).astype(np.float32)  # (B, Kf)
+    cand_keys = t.keys[safe]  # (B, Kf, Dk), reused as the result's keys
+    scores = exact_scores(view.config.metric, q, cand_keys).astype(np.float32)  # (B, Kf)
     if not all_valid:
         scores[~valid] = -np.inf
     if scores.shape[1] <= k and bool((scores[:, :-1] >= scores[:, 1:]).all()):
@@ -136,18 +137,21 @@ def assemble(
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (B, k')
         rows = np.arange(q.shape[0])[:, None]  # (B, 1)
         slots, scores, valid = safe[rows, order], scores[rows, order], valid[rows, order]
+        cand_keys = cand_keys[rows, order] if with_vectors else cand_keys
     if slots.shape[1] < k:  # fewer candidates than k: pad
         pad = k - slots.shape[1]
         slots = np.pad(slots, ((0, 0), (0, pad)))
         scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         valid = np.pad(valid, ((0, 0), (0, pad)), constant_values=False)
+        if with_vectors:
+            cand_keys = np.pad(cand_keys, ((0, 0), (0, pad), (0, 0)))
         all_valid = False
     recency = t.recency(slots)  # (B, K)
     flat = slots.ravel().tolist()
     flat_ids: list[str | None] = (
         list(itemgetter(*flat)(t.ids)) if len(flat) > 1 else [t.ids[flat[0]]]
     )
-    keys = t.keys[slots] if with_vectors else None  # (B, K, Dk)
+    keys = cand_keys if with_vectors else None  # (B, K, Dk)
     values = t.values[slots] if with_vectors else None  # (B, K, Dv)
     if not all_valid:
         invalid = ~valid

@@ -8,6 +8,7 @@ Dv value dim).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -142,6 +143,14 @@ class MemoryRecord:
     metadata: JsonObject
     seq: int  # write sequence number, unique and increasing within a bank
     written_at_ns: int  # unix time of the write, nanoseconds
+
+
+@dataclass(frozen=True)
+class MemoryContent:
+    """What a memory holds besides its vectors, as ``Bank.contents`` returns it."""
+
+    text: str | None
+    metadata: Mapping[str, Any]  # the store's own object: read it, never change it
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -134,7 +135,7 @@ def parse_json_object(text: str, *, field: str, max_bytes: int) -> JsonObject:
     return value
 
 
-def dump_json(value: JsonObject) -> str:
+def dump_json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True) if value else ""
 
 

@@ -30,6 +30,7 @@ from memnet.store.types import (
     IndexSpec,
     JsonObject,
     MemoryBatch,
+    MemoryContent,
     MemoryRecord,
     Metric,
     WriteMode,
@@ -41,7 +42,7 @@ from memnet_server.convert import validation_error
 
 LOG = logging.getLogger(__name__)
 
-RECORD_CHUNK = 10_000  # ids per bank.get when attaching text/metadata to attended memories
+RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
 
 
 class ModelCatalog(Protocol):
@@ -103,7 +104,8 @@ class QueryParams:
 class QueryAnswer:
     output: QueryOutput  # rows of this request only
     unknown_words: list[list[str]]  # per question
-    records: dict[str, MemoryRecord]  # attended memories by id (deleted ones absent)
+    contents: dict[str, MemoryContent]  # text/metadata of attended memories that have any
+    records: dict[str, MemoryRecord]  # attended memories with vectors, only with include_vectors
     bank_seq: int
     model: ModelInfo
 
@@ -270,8 +272,13 @@ class Engine:
         questions: list[str] | None,
         vectors: np.ndarray | None,
         deadline: float | None,
+        include_vectors: bool = False,
     ) -> QueryAnswer:
-        """Answer B questions (text) or (B, Dk) query vectors against one bank."""
+        """Answer B questions (text) or (B, Dk) query vectors against one bank.
+
+        The attended memories' text and metadata come with the answer; their key and
+        value vectors (a copy each) only with ``include_vectors``.
+        """
         bank = self.bank(bank_name)
         model = self.model_of(bank)
         info = model.info
@@ -301,13 +308,20 @@ class Engine:
         _check_deadline(deadline)
         bank_seq = bank.last_seq
         output = self._run(bank, model, params, np.ascontiguousarray(queries), deadline)
-        ordered = sorted({i for hop in output.hops for row in hop.ids for i in row if i})
+        attended = {i for hop in output.hops for row in hop.ids for i in row if i}
         records: dict[str, MemoryRecord] = {}
-        for start in range(0, len(ordered), RECORD_CHUNK):
-            chunk = bank.get(ordered[start : start + RECORD_CHUNK])
-            records.update((record.id, record) for record in chunk if record is not None)
+        if include_vectors:
+            ordered = sorted(attended)
+            for start in range(0, len(ordered), RECORD_CHUNK):
+                chunk = bank.get(ordered[start : start + RECORD_CHUNK])
+                records.update((record.id, record) for record in chunk if record is not None)
         return QueryAnswer(
-            output=output, unknown_words=unknown, records=records, bank_seq=bank_seq, model=info
+            output=output,
+            unknown_words=unknown,
+            contents=bank.contents(attended),
+            records=records,
+            bank_seq=bank_seq,
+            model=info,
         )
 
     def _check_query_params(self, info: ModelInfo, params: QueryParams, bank: Bank) -> None:

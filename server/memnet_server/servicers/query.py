@@ -12,7 +12,7 @@ from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import query_pb2, query_pb2_grpc
 from memnet.errors import InvalidArgument
 from memnet.model.serving import HopAttention
-from memnet.store.types import MAX_VECTOR_DIM, MemoryRecord
+from memnet.store.types import MAX_VECTOR_DIM
 from memnet_server.config import ServerSettings
 from memnet_server.convert import (
     ATTENTION_MODE_FROM_PROTO,
@@ -96,34 +96,50 @@ def _add_hop(
     hop_number: int,
     hop: HopAttention,
     row: int,
-    records: dict[str, MemoryRecord],
+    answer: QueryAnswer,
     *,
+    order: list[int],
     include_vectors: bool,
 ) -> None:
-    """Append one hop's attended memories (padding dropped), highest weight first."""
+    """Append one hop's attended memories (padding dropped) in ``order``: the row's
+    positions, highest weight first."""
     ids = hop.ids[row]
-    scores, weights = hop.scores[row].tolist(), hop.weights[row].tolist()  # (K,)
-    order = sorted((j for j, memory_id in enumerate(ids) if memory_id), key=weights.__getitem__)
-    message = result.hops.add(hop=hop_number)
-    for j in reversed(order):
+    scores, weights = hop.scores[row].tolist(), hop.weights[row].tolist()
+    contents, records = answer.contents, answer.records
+    memories = result.hops.add(hop=hop_number).memories
+    for j in order:
         memory_id = ids[j]
-        attended = message.memories.add(id=memory_id, score=scores[j], weight=weights[j])
-        record = records.get(memory_id)
-        if record is None:
+        if not memory_id:
             continue
-        if record.text:
-            attended.text = record.text
-        if record.metadata:
-            attended.metadata_json = dump_json(record.metadata)
-        if include_vectors:
+        attended = memories.add(id=memory_id, score=scores[j], weight=weights[j])
+        content = contents.get(memory_id)
+        if content is not None:
+            if content.text:
+                attended.text = content.text
+            if content.metadata:
+                attended.metadata_json = dump_json(content.metadata)
+        record = records.get(memory_id) if include_vectors else None
+        if record is not None:
             attended.key.CopyFrom(to_tensor(record.key))
             attended.value.CopyFrom(to_tensor(record.value))
 
 
+def weight_orders(answer: QueryAnswer) -> list[list[list[int]]]:
+    """Per hop, per row: positions by weight, highest first (ties keep the score order)."""
+    return [np.argsort(-hop.weights, axis=1, kind="stable").tolist() for hop in answer.output.hops]
+
+
 def encode_result(
-    answer: QueryAnswer, row: int, *, top_answers: int, include_vectors: bool
+    answer: QueryAnswer,
+    row: int,
+    *,
+    top_answers: int,
+    include_vectors: bool,
+    orders: list[list[list[int]]] | None = None,
 ) -> query_pb2.QueryResult:
+    """Row ``row`` of ``answer``; pass ``orders`` (``weight_orders``) when encoding many rows."""
     output, info = answer.output, answer.model
+    orders = orders if orders is not None else weight_orders(answer)
     result = query_pb2.QueryResult(
         readout=to_tensor(output.readout[row]), unknown_words=answer.unknown_words[row]
     )
@@ -137,7 +153,8 @@ def encode_result(
         result.answer = result.alternatives[0].answer
         result.probability = result.alternatives[0].probability
     for hop_number, hop in enumerate(output.hops, start=1):
-        _add_hop(result, hop_number, hop, row, answer.records, include_vectors=include_vectors)
+        order = orders[hop_number - 1][row]
+        _add_hop(result, hop_number, hop, row, answer, order=order, include_vectors=include_vectors)
     return result
 
 
@@ -165,12 +182,24 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         has_deadline = remaining_s is not None and remaining_s < NO_DEADLINE_S
         deadline = time.monotonic() + remaining_s if has_deadline else None
         answer = self._engine.query(
-            request.bank, params, questions=questions, vectors=vectors, deadline=deadline
+            request.bank,
+            params,
+            questions=questions,
+            vectors=vectors,
+            deadline=deadline,
+            include_vectors=request.include_vectors,
         )
         rows = answer.output.readout.shape[0]
+        orders = weight_orders(answer)
         return query_pb2.QueryResponse(
             results=[
-                encode_result(answer, row, top_answers=top, include_vectors=request.include_vectors)
+                encode_result(
+                    answer,
+                    row,
+                    top_answers=top,
+                    include_vectors=request.include_vectors,
+                    orders=orders,
+                )
                 for row in range(rows)
             ],
             model=answer.model.name,

@@ -81,6 +81,7 @@ def tiny_checkpoint(
     scoring: str = "dot",
     heads: int = 1,
     dim: int = 16,
+    activation: str = "none",
     seed: int = 0,
 ) -> Checkpoint:
     import torch
@@ -96,6 +97,7 @@ def tiny_checkpoint(
         tying=tying,  # type: ignore[arg-type]
         scoring=scoring,  # type: ignore[arg-type]
         heads=heads,
+        activation=activation,  # type: ignore[arg-type]
         temporal_buckets=10,
     )
     model = MemN2N(cfg)

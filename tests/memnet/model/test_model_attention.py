@@ -105,3 +105,16 @@ def test_a_row_without_memories_reads_nothing() -> None:
     out = model(q, story, torch.zeros(3, 7, dtype=torch.bool))
     assert all(torch.all(h.weights == 0) for h in out.hops)
     assert torch.isfinite(out.logits).all()
+
+
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise", "kv"])
+def test_half_relu_rectifies_the_second_half_of_each_update(tying: str) -> None:
+    linear = MemN2N(ModelConfig(vocab_size=20, answer_size=6, dim=8, tying=tying))  # type: ignore[arg-type]
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, tying=tying, activation="half_relu")  # type: ignore[arg-type]
+    rectified = MemN2N(cfg)
+    rectified.load_state_dict(linear.state_dict())
+    u, o = torch.randn(5, 8), torch.randn(5, 8)
+    plain, got = linear.update(u, o, 0), rectified.update(u, o, 0)
+    assert (plain[:, 4:] < 0).any()  # the check below would pass trivially otherwise
+    torch.testing.assert_close(got[:, :4], plain[:, :4])
+    torch.testing.assert_close(got[:, 4:], plain[:, 4:].clamp(min=0))

@@ -15,7 +15,7 @@ from memnet.model.served import TextMemoryModel
 
 
 def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
-    ckpt = tiny_checkpoint(tying="kv", scoring="cosine", heads=2)
+    ckpt = tiny_checkpoint(tying="kv", scoring="cosine", heads=2, activation="half_relu")
     path = tmp_path / "m.pt"
     save_checkpoint(path, ckpt)
     loaded = load_checkpoint(path)

@@ -56,7 +56,14 @@ def test_records_round_trip_through_reopen(tmp_path: Path) -> None:
         assert a.source_vector is not None
         np.testing.assert_array_equal(a.source_vector, src[0])
         assert (a.seq, gen.seq, c.seq) == (1, 2, 3) and a.written_at_ns >= t0
+        contents = bank.contents([*r.ids, "unknown"])
+        assert set(contents) == {"a", "c"}  # the generated id has neither text nor metadata
+        assert contents["a"].text == "alpha" and contents["a"].metadata == {"tag": "x", "n": 1}
+        assert contents["c"].text == "γ" and contents["c"].metadata == {"nested": {"k": [1, 2]}}
     assert bank.config.description == "d" and bank.name == "b"
+    bank.delete(["a"])
+    bank.write(MemoryBatch(keys=keys[:1], values=np.zeros((1, 3), np.float32), ids=["c"]))
+    assert bank.contents(["a", "c"]) == {}  # deleted; replaced by a memory without content
     store.close()
 
 
