@@ -10,7 +10,11 @@ B = 1 here, is not timed above M = 100k: "-" in the tables). memnet: the product
 path — a bank of a ``MemoryStore`` (flat, HNSW or IVF index), wrapped in
 ``BankMemorySource``, queried by the pass-through ``VectorPassThroughModel.query``
 (index top-k → exact float32 scores of the K stored keys → softmax over the K → Σ p v).
-Its readout is u + o; o is taken as readout − u.
+Its readout is u + o; o is taken as readout − u. Each index is measured twice: plain
+top-k (the softmax renormalised over the K), and "+tail": the bank also scores
+``tail_samples`` (1,024) uniformly sampled memories to estimate the softmax mass outside
+the K, the K get weights exp(s)/Z with Z = Σ_K exp(s) + the estimate, and the tail's
+share reads the bank's mean value (``Bank.search(tail_samples=...)``).
 
 Accuracy per query, against a float64 reference over all M:
 * readout error = ‖o_topk − o_exact‖ / ‖o_exact‖ (o_topk is renormalised over the K);
@@ -83,6 +87,20 @@ class ExactConfig:
     rounds: int = 3
     seed: int = 0
     skip: tuple[tuple[str, int, str], ...] = ()  # (dataset, M, index kind) not run
+    # Each index is also measured with the softmax tail estimated from this many sampled
+    # memories (label "<kind>+tail"); 0 = not.
+    tail_samples: int = 1024
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Every measured variant: the index kinds, then each kind with a tail estimate."""
+        tails = tuple(f"{kind}+tail" for kind in self.kinds) if self.tail_samples else ()
+        return (*self.kinds, *tails)
+
+
+def base_kind(label: str) -> str:
+    """The index kind of a variant label ("ivf+tail" -> "ivf")."""
+    return label.split("+", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -245,29 +263,31 @@ def block_p50_ms(fn: Callable[[np.ndarray], object], singles: list[np.ndarray]) 
 
 def time_topk_and_exact(
     model: VectorPassThroughModel,
-    source: BankMemorySource,
+    sources: dict[str, BankMemorySource],
     exact: dict[str, Callable[[np.ndarray], torch.Tensor]],
     q: np.ndarray,
     *,
     ks: tuple[int, ...],
     rounds: int,
-) -> tuple[dict[str, float], dict[int, float]]:
-    """Single-query p50 ms of each exact path and of each k, alternating blocks per round.
+) -> tuple[dict[str, float], dict[tuple[str, int], float]]:
+    """Single-query p50 ms of each exact path and of each (variant, k), alternating
+    blocks per round.
 
     Blocks (not single calls) alternate: an exact pass streams the whole key array and
     would evict the index's cache lines before every top-k query (ENVIRONMENT.md).
     """
     singles = [q[i : i + 1] for i in range(len(q))]
     exact_ms: dict[str, list[float]] = {name: [] for name in exact}
-    topk_ms: dict[int, list[float]] = {k: [] for k in ks}
+    topk_ms: dict[tuple[str, int], list[float]] = {(v, k): [] for v in sources for k in ks}
     for _ in range(rounds):
         for name, fn in exact.items():
             exact_ms[name].append(block_p50_ms(fn, singles))
-        for k in ks:
-            topk_ms[k].append(block_p50_ms(lambda s, k=k: model.query(s, source, k=k), singles))
+        for (variant, k), times in topk_ms.items():
+            source = sources[variant]
+            times.append(block_p50_ms(lambda s, k=k, src=source: model.query(s, src, k=k), singles))
     return (
         {name: statistics.median(v) for name, v in exact_ms.items()},
-        {k: statistics.median(v) for k, v in topk_ms.items()},
+        {key: statistics.median(v) for key, v in topk_ms.items()},
     )
 
 
@@ -289,31 +309,34 @@ def run_one(cfg: ExactConfig, ds: datasets.Dataset, root: Path, out: ExactResult
         build_s = time.perf_counter() - t0
         out.builds.append((ds.name, ds.m, kind, build_s))
         LOG.info("%s M=%d %s: bank built in %.1f s", ds.name, ds.m, kind, build_s)
-        source = BankMemorySource(bank)
-        for s in scales:
-            q = ds.scaled_queries(s)[: cfg.n_accuracy]
-            o_exact, lse = refs[s]
-            for k in ks:
-                err, mass = accuracy(model, source, q, k, o_exact=o_exact, lse=lse)
-                out.accuracy.append(
-                    AccuracyRow(
-                        ds.name,
-                        ds.m,
-                        kind,
-                        s,
-                        k,
-                        float(np.median(err)),
-                        float(np.percentile(err, 90)),
-                        float(np.median(mass)),
+        sources = {kind: BankMemorySource(bank)}
+        if cfg.tail_samples:
+            sources[f"{kind}+tail"] = BankMemorySource(bank, tail_samples=cfg.tail_samples)
+        for variant, source in sources.items():
+            for s in scales:
+                q = ds.scaled_queries(s)[: cfg.n_accuracy]
+                o_exact, lse = refs[s]
+                for k in ks:
+                    err, mass = accuracy(model, source, q, k, o_exact=o_exact, lse=lse)
+                    out.accuracy.append(
+                        AccuracyRow(
+                            ds.name,
+                            ds.m,
+                            variant,
+                            s,
+                            k,
+                            float(np.median(err)),
+                            float(np.percentile(err, 90)),
+                            float(np.median(mass)),
+                        )
                     )
-                )
         exact_ms, topk_ms = time_topk_and_exact(
-            model, source, exact, timed_q, ks=ks, rounds=cfg.rounds
+            model, sources, exact, timed_q, ks=ks, rounds=cfg.rounds
         )
         best = min(exact_ms, key=lambda name: exact_ms[name])
-        for k in ks:
+        for (variant, k), ms in topk_ms.items():
             out.timings.append(
-                TimingRow(ds.name, ds.m, kind, k, topk_ms[k], exact_ms[best], best, exact_ms)
+                TimingRow(ds.name, ds.m, variant, k, ms, exact_ms[best], best, exact_ms)
             )
         LOG.info(
             "%s M=%d %s: exact %s, top-32 %.3f ms",
@@ -321,10 +344,10 @@ def run_one(cfg: ExactConfig, ds: datasets.Dataset, root: Path, out: ExactResult
             ds.m,
             kind,
             exact_ms,
-            topk_ms.get(32, float("nan")),
+            topk_ms.get((kind, 32), float("nan")),
         )
         store.close()
-        del bank, source, store
+        del bank, sources, store
         gc.collect()
         shutil.rmtree(path, ignore_errors=True)
 
@@ -378,7 +401,7 @@ def tables(res: ExactResults) -> list[str]:
     for name in cfg.datasets:
         rows: list[list[str]] = []
         for m in cfg.sizes:
-            for kind in cfg.kinds:
+            for kind in cfg.labels:
                 for r in res.accuracy:
                     if (r.dataset, r.m, r.kind) != (name, m, kind) or r.logit_scale != 1.0:
                         continue
@@ -422,8 +445,8 @@ def tables(res: ExactResults) -> list[str]:
     for name in cfg.datasets:
         for m in cfg.sizes:
             for s in (*cfg.logit_scales, cfg.d**0.5):
-                for kind in cfg.kinds:
-                    if (name, m, kind) in cfg.skip:
+                for kind in cfg.labels:
+                    if (name, m, base_kind(kind)) in cfg.skip:
                         rows.append([name, f"{m:,}", scale_label(s, cfg.d), kind, "not run"])
                         rows[-1] += ["-", "-"]
                         continue
@@ -462,7 +485,7 @@ def plot(res: ExactResults, out_dir: Path) -> list[Path]:
     for name in cfg.datasets:
         fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
         for m in cfg.sizes:
-            for kind in cfg.kinds:
+            for kind in cfg.labels:
                 acc = [
                     r
                     for r in res.accuracy
@@ -472,11 +495,14 @@ def plot(res: ExactResults, out_dir: Path) -> list[Path]:
                 if not acc:
                     continue
                 label = f"M={m:,} {kind}"
+                style = "o--" if "+tail" in kind else "o-"
                 axes[0].plot(
-                    [r.k for r in acc], [100 * r.error_p50 for r in acc], "o-", label=label
+                    [r.k for r in acc], [100 * r.error_p50 for r in acc], style, label=label
                 )
-                axes[1].plot([r.k for r in acc], [100 * r.mass_p50 for r in acc], "o-", label=label)
-                axes[2].plot([r.k for r in tim], [r.speedup for r in tim], "o-", label=label)
+                axes[1].plot(
+                    [r.k for r in acc], [100 * r.mass_p50 for r in acc], style, label=label
+                )
+                axes[2].plot([r.k for r in tim], [r.speedup for r in tim], style, label=label)
         axes[0].axhline(100 * ERROR_TARGET, color="grey", ls="--", lw=1)
         axes[2].axhline(100, color="grey", ls="--", lw=1)
         titles = ("readout error p50 (%)", "attention mass captured p50 (%)", "speedup vs exact")
@@ -504,6 +530,13 @@ def main() -> None:
     p.add_argument("--sizes", default="10000,100000", help="bank sizes M, comma-separated")
     p.add_argument("--kinds", default="flat,hnsw,ivf")
     p.add_argument("--datasets", default="clustered,random")
+    p.add_argument(
+        "--tail-samples",
+        type=int,
+        default=ExactConfig.tail_samples,
+        help="also measure each index with the softmax tail estimated from this many "
+        "sampled memories (0 = not)",
+    )
     p.add_argument("--out-dir", type=Path, default=None, help="write PNGs here")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -511,6 +544,7 @@ def main() -> None:
         sizes=tuple(int(s) for s in a.sizes.split(",")),
         kinds=tuple(a.kinds.split(",")),
         datasets=tuple(a.datasets.split(",")),
+        tail_samples=a.tail_samples,
     )
     res = run(cfg)
     for t in tables(res):

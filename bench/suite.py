@@ -138,7 +138,7 @@ def part_exact(full: bool, png_dir: Path, out: Path) -> tuple[str, str]:
     m = max(sizes)
     lines = []
     for s in (1.0, *cfg.logit_scales[1:], cfg.d**0.5):
-        for kind in cfg.kinds:
+        for kind in cfg.labels:
             best = exact_attention.smallest_k(res, "clustered", m, kind, s)
             t = exact_attention.timing_of(res, "clustered", m, kind, best.k) if best else None
             label = exact_attention.scale_label(s, cfg.d)
@@ -151,10 +151,10 @@ def part_exact(full: bool, png_dir: Path, out: Path) -> tuple[str, str]:
                     f"{t.memnet_p50_ms:.3f} ms vs exact {t.exact_p50_ms:.1f} ms = "
                     f"{timing.fmt_ratio(t.speedup)}"
                 )
-    at_1 = [exact_attention.smallest_k(res, "clustered", m, kind, 1.0) for kind in cfg.kinds]
+    at_1 = [exact_attention.smallest_k(res, "clustered", m, kind, 1.0) for kind in cfg.labels]
     fast = [
         t
-        for kind, best in zip(cfg.kinds, at_1, strict=True)
+        for kind, best in zip(cfg.labels, at_1, strict=True)
         if best is not None
         and (t := exact_attention.timing_of(res, "clustered", m, kind, best.k)) is not None
         and t.speedup >= 100

@@ -177,7 +177,10 @@ def query_result(message: Any) -> QueryResult:
             for a in message.alternatives
         ],
         readout=readout if readout is not None else np.zeros((0,), dtype=np.float32),
-        hops=[Hop(hop=h.hop, memories=[_attended(m) for m in h.memories]) for h in message.hops],
+        hops=[
+            Hop(hop=h.hop, memories=[_attended(m) for m in h.memories], tail_weight=h.tail_weight)
+            for h in message.hops
+        ],
         unknown_words=list(message.unknown_words),
     )
 

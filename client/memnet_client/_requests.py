@@ -278,6 +278,7 @@ def query_request(
     top_answers: int,
     ef_search: int | None,
     nprobe: int | None,
+    tail_samples: int | None,
 ) -> Any:
     given = [
         n
@@ -319,4 +320,6 @@ def query_request(
         request.ef_search = count(ef_search, field="ef_search", minimum=1)
     if nprobe is not None:
         request.nprobe = count(nprobe, field="nprobe", minimum=1)
+    if tail_samples is not None:
+        request.tail_samples = count(tail_samples, field="tail_samples", minimum=1)
     return request

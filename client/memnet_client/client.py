@@ -361,6 +361,7 @@ class MemnetClient(ClientBase):
         top_answers: int = 5,
         ef_search: int | None = None,
         nprobe: int | None = None,
+        tail_samples: int | None = None,
         timeout_s: float | None = None,
     ) -> QueryResponse:
         """Answer questions by attending over the bank; one QueryResult per question.
@@ -372,7 +373,11 @@ class MemnetClient(ClientBase):
         ``metadata_filter`` keeps memories whose metadata has these top-level values;
         ``include_vectors`` adds each attended memory's key and value;
         ``top_answers`` = alternatives returned; ``ef_search`` / ``nprobe`` override
-        the bank's index search parameters for this call.
+        the bank's index search parameters for this call. ``tail_samples`` (vector
+        models, sparse attention) samples that many memories to estimate the softmax
+        mass outside the top k: the listed weights then sum to 1 - ``Hop.tail_weight``
+        and the readout adds that weight times the bank's mean value (a sample as large
+        as the bank gives exact softmax attention over every memory).
         """
         request = _requests.query_request(
             bank,
@@ -387,6 +392,7 @@ class MemnetClient(ClientBase):
             top_answers=top_answers,
             ef_search=ef_search,
             nprobe=nprobe,
+            tail_samples=tail_samples,
         )
         response = self._call("Query", request, timeout_s)
         return _convert.query_response(response)

@@ -130,8 +130,8 @@ class AttendedMemory(_Model):
     """One memory as one hop saw it.
 
     ``score`` is the attention logit (before softmax); ``weight`` the attention
-    weight (the weights of one hop sum to 1). ``key`` (Dk,) and ``value`` (Dv,) only
-    with ``include_vectors=True``.
+    weight (the weights of one hop sum to 1 - the hop's ``tail_weight``). ``key``
+    (Dk,) and ``value`` (Dv,) only with ``include_vectors=True``.
     """
 
     id: str
@@ -144,10 +144,15 @@ class AttendedMemory(_Model):
 
 
 class Hop(_Model):
-    """The attention of one hop (1-based ``hop``), memories sorted by weight, highest first."""
+    """The attention of one hop (1-based ``hop``), memories sorted by weight, highest first.
+
+    ``tail_weight`` is the weight the softmax gave to the memories not listed,
+    estimated with ``query(..., tail_samples=...)``; 0.0 without it.
+    """
 
     hop: int
     memories: list[AttendedMemory]
+    tail_weight: float = 0.0
 
 
 class AnswerCandidate(_Model):

@@ -21,6 +21,7 @@ class SearchableBank(Protocol):
         nprobe: int | None = None,
         metadata_filter: Any = None,
         with_vectors: bool = True,
+        tail_samples: int | None = None,
     ) -> SearchResult: ...
 
     def count(self) -> int: ...
@@ -36,11 +37,13 @@ class BankMemorySource:
         ef_search: int | None = None,
         nprobe: int | None = None,
         metadata_filter: Any = None,
+        tail_samples: int | None = None,
     ) -> None:
         self.bank = bank
         self.ef_search = ef_search
         self.nprobe = nprobe
         self.metadata_filter = metadata_filter
+        self.tail_samples = tail_samples  # estimate the softmax mass outside the top-k
 
     def retrieve(self, queries: np.ndarray, k: int) -> SearchResult:
         """(B, Dk) float32 queries -> top-k candidates with keys and values."""
@@ -51,6 +54,7 @@ class BankMemorySource:
             nprobe=self.nprobe,
             metadata_filter=self.metadata_filter,
             with_vectors=True,
+            tail_samples=self.tail_samples,
         )
 
     def size(self) -> int:

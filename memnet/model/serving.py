@@ -75,7 +75,10 @@ class MemorySource(Protocol):
 class HopAttention:
     ids: list[list[str]]  # B lists of K memory ids ("" for padding)
     scores: np.ndarray  # (B, K) float32 attention logits (before softmax)
-    weights: np.ndarray  # (B, K) float32 attention weights, 0 for padding; rows sum to 1
+    weights: np.ndarray  # (B, K) float32 attention weights, 0 for padding
+    # Weight the softmax gave to the memories outside the K, estimated from a sample
+    # (vector models with tail_samples); None otherwise. weights.sum(1) + tail = 1.
+    tail_weights: np.ndarray | None = None  # (B,) float32
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,13 @@ inner product, cosine, or minus squared L2), p = softmax over the candidates
 (or all weight on the best one), o = Σ p v. With several hops, u ← u + o and the
 bank is searched again, which needs Dk == Dv. The readout is u_H = u_0 + Σ o_h
 when Dk == Dv, and o (B, Dv) for a single hop when they differ.
+
+When the source's search estimated the tail (``SearchResult.tail_log_mass``: the
+log Σ exp(score) of the memories outside the top-k), sparse and soft attention
+normalise over the candidates plus that tail: p_i = exp(s_i) / Z with
+Z = Σ_K exp(s) + tail, and the tail's share reads ``tail_value`` (the bank's mean
+value when the tail was sampled, its exact softmax-weighted mean when every memory
+was scored): o = Σ p v + p_tail · v_tail. Without it the softmax runs over the K alone.
 """
 
 from __future__ import annotations
@@ -41,6 +48,22 @@ def _attend(scores: np.ndarray, valid: np.ndarray, mode: AttentionMode) -> np.nd
         e = np.exp(s - np.where(np.isfinite(top), top, 0.0))
         w = e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
     return (w * valid).astype(np.float32)
+
+
+def _attend_with_tail(
+    scores: np.ndarray, valid: np.ndarray, tail_log_mass: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Softmax over the K candidates *and* the rest of the bank, whose log Σ exp(score)
+    is ``tail_log_mass`` (B,): (B, K) weights and (B,) tail weights, summing to 1 per
+    row (0 and 0 for a row with nothing at all)."""
+    s = np.where(valid, scores, -np.inf).astype(np.float64)  # (B, K)
+    shift = np.maximum(np.max(s, axis=-1), tail_log_mass)  # (B,) largest term, or -inf
+    shift = np.where(np.isfinite(shift), shift, 0.0)[:, None]  # (B, 1)
+    e = np.exp(s - shift)  # (B, K)
+    e_tail = np.exp(tail_log_mass[:, None] - shift)[:, 0]  # (B,)
+    z = e.sum(-1) + e_tail  # (B,)
+    z = np.where(z > 0, z, 1.0)
+    return (e / z[:, None] * valid).astype(np.float32), (e_tail / z).astype(np.float32)
 
 
 class VectorPassThroughModel:
@@ -96,9 +119,16 @@ class VectorPassThroughModel:
             res = memory.retrieve(u, k_eff)
             if res.values is None:
                 raise FailedPrecondition("the memory source returned no vectors", field="bank")
-            weights = _attend(np.asarray(res.scores), np.asarray(res.valid, dtype=bool), mode)
+            scores, valid = np.asarray(res.scores), np.asarray(res.valid, dtype=bool)
+            tail: np.ndarray | None = None  # (B,) weight of the memories outside the K
+            if res.tail_log_mass is not None and mode is not AttentionMode.HARD:
+                weights, tail = _attend_with_tail(scores, valid, res.tail_log_mass)
+            else:
+                weights = _attend(scores, valid, mode)
             o = np.einsum("bk,bkd->bd", weights, res.values).astype(np.float32)  # (B, Dv)
-            out.append(HopAttention(res.ids, np.asarray(res.scores, np.float32), weights))
+            if tail is not None and res.tail_value is not None:
+                o += tail[:, None] * res.tail_value  # (B, Dv): what the rest of the bank reads
+            out.append(HopAttention(res.ids, np.asarray(scores, np.float32), weights, tail))
             if o.shape[-1] != u.shape[-1]:
                 if H > 1:
                     raise InvalidArgument(

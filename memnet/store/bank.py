@@ -8,6 +8,7 @@ snapshot). Searches, gets and gathers take the shared lock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -66,6 +67,7 @@ class Bank:
         self._closed = False
         self._dropped = False
         self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
+        self._tail_rng = np.random.default_rng()  # samples for tail estimates (thread-safe)
         self._lock = DirLock(directory, what=f"bank {config.name!r}")
         try:
             self._table = SlotTable(config.key_dim, config.value_dim)
@@ -353,8 +355,15 @@ class Bank:
         nprobe: int | None = None,
         metadata_filter: dict[str, Any] | None = None,
         with_vectors: bool = False,
+        tail_samples: int | None = None,
     ) -> SearchResult:
-        """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first."""
+        """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
+
+        ``tail_samples`` also estimates, per query, log Σ exp(score) over the searched
+        memories outside its top-k from that many uniformly sampled ones (exact when it
+        covers them all), and the value they read as: what a softmax over the top-k
+        needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
+        """
         q = validation.search_args(
             queries,
             k,
@@ -364,23 +373,79 @@ class Bank:
             nprobe=nprobe,
             metadata_filter=metadata_filter,
         )
+        validation.tail_samples(tail_samples)
         k = int(k)
         with self._rw.read():
             self._check_open()
             t = self._table
             if t.n_live == 0:
-                return srch.empty_result(q.shape[0], k, self.config, with_vectors=with_vectors)
-            selector = self._selector
-            if self._tombstones and t.n_dead and selector is None:
-                selector = ix.bitmap_selector(t.live_slots(), t.n_slots)
-                self._selector = selector
-            view = srch.IndexView(
-                self.config, t, self._index, self._family, self._trained, self._tombstones, selector
-            )
-            cands = srch.candidates(
-                view, q, k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter
-            )
-            return srch.assemble(view, q, cands, k, with_vectors=with_vectors)
+                result = srch.empty_result(q.shape[0], k, self.config, with_vectors=with_vectors)
+            else:
+                selector = self._selector
+                if self._tombstones and t.n_dead and selector is None:
+                    selector = ix.bitmap_selector(t.live_slots(), t.n_slots)
+                    self._selector = selector
+                view = srch.IndexView(
+                    self.config,
+                    t,
+                    self._index,
+                    self._family,
+                    self._trained,
+                    self._tombstones,
+                    selector,
+                )
+                cands = srch.candidates(
+                    view, q, k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter
+                )
+                result, slots = srch.assemble(view, q, cands, k, with_vectors=with_vectors)
+                if tail_samples is not None:
+                    return self._with_tail(
+                        view,
+                        q,
+                        result,
+                        slots,
+                        metadata_filter=metadata_filter,
+                        tail_samples=tail_samples,
+                    )
+            if tail_samples is not None:  # an empty bank: no tail
+                return dataclasses.replace(
+                    result,
+                    tail_log_mass=np.full(q.shape[0], -np.inf),
+                    tail_value=np.zeros((q.shape[0], self.config.value_dim), np.float32),
+                )
+            return result
+
+    def _with_tail(
+        self,
+        view: srch.IndexView,
+        q: np.ndarray,
+        result: SearchResult,
+        slots: np.ndarray,
+        *,
+        metadata_filter: dict[str, Any] | None,
+        tail_samples: int,
+    ) -> SearchResult:
+        """``result`` (whose (B, K) ``slots`` are given) plus the tail estimate; called
+        under the read lock."""
+        t = view.table
+        if metadata_filter:
+            population = t.matching(metadata_filter)
+
+            def mean_value() -> np.ndarray:
+                return t.values[population].mean(0).astype(np.float32)  # (Dv,)
+
+        else:
+            population, mean_value = t.live_slots(), t.value_mean
+        log_mass, value = srch.tail_estimate(
+            view,
+            q,
+            slots,
+            population,
+            n_samples=tail_samples,
+            rng=self._tail_rng,
+            mean_value=mean_value,
+        )
+        return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
 
     # ---- lifecycle --------------------------------------------------------------------
 

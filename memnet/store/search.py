@@ -8,6 +8,7 @@ or -squared L2.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -119,10 +120,72 @@ def exact_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
     return dots
 
 
+def pairwise_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """(B, S) scores of (B, Dk) queries against one shared set of (S, Dk) keys."""
+    if metric is Metric.L2:
+        q2 = np.einsum("bd,bd->b", q, q)[:, None]  # (B, 1)
+        k2 = np.einsum("sd,sd->s", keys, keys)[None, :]  # (1, S)
+        return -(q2 - 2.0 * (q @ keys.T) + k2)
+    dots = q @ keys.T  # (B, S)
+    if metric is Metric.COSINE:  # q is unit-norm already
+        norms = np.linalg.norm(keys, axis=1)  # (S,)
+        return dots / np.where(norms > 0, norms, 1.0)[None, :]
+    return dots
+
+
+def tail_estimate(
+    view: IndexView,
+    q: np.ndarray,
+    slots: np.ndarray,
+    population: np.ndarray,
+    *,
+    n_samples: int,
+    rng: np.random.Generator,
+    mean_value: Callable[[], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The softmax tail of each row: ``population`` slots outside the row's result.
+
+    ``slots`` (B, K) are the rows' results, -1 for padding. With at least as many
+    samples as the population every member is scored: the (B,) log Σ exp(score) is
+    exact and the (B, Dv) tail value is the exp(score)-weighted mean of the members'
+    values. Otherwise ``n_samples`` members drawn uniformly with replacement estimate
+    Σ exp(score) (scaled by N / n_samples: unbiased) and the tail value is
+    ``mean_value()``, the population's mean. -inf and zeros for an empty tail.
+    """
+    n = len(population)
+    B, Dv = q.shape[0], view.config.value_dim
+    if n == 0:
+        return np.full(B, -np.inf), np.zeros((B, Dv), np.float32)
+    exact = n_samples >= n
+    if exact:
+        sample, scale = population, 1.0
+    else:
+        sample, scale = population[rng.integers(0, n, n_samples)], n / n_samples
+    t = view.table
+    scores = pairwise_scores(view.config.metric, q, t.keys[sample]).astype(np.float64)  # (B, S)
+    for row in range(B):  # a sampled member in the row's result is not in its tail
+        scores[row, np.isin(sample, slots[row])] = -np.inf
+    top = scores.max(axis=1)  # (B,)
+    shift = np.where(np.isfinite(top), top, 0.0)[:, None]  # (B, 1)
+    e = np.exp(scores - shift)  # (B, S)
+    mass = e.sum(axis=1)  # (B,)
+    with np.errstate(divide="ignore"):
+        log_mass = np.log(mass * scale) + shift[:, 0]
+    if exact:
+        weighted = e @ t.values[sample].astype(np.float64)  # (B, Dv)
+        value = weighted / np.where(mass > 0, mass, 1.0)[:, None]
+    else:
+        value = np.broadcast_to(mean_value(), (B, Dv))
+    return log_mass, np.ascontiguousarray(value, np.float32)
+
+
 def assemble(
     view: IndexView, q: np.ndarray, cands: np.ndarray, k: int, *, with_vectors: bool
-) -> SearchResult:
-    """Re-score candidates exactly, keep the best k per row, pad, attach recency and vectors."""
+) -> tuple[SearchResult, np.ndarray]:
+    """Re-score candidates exactly, keep the best k per row, pad, attach recency and vectors.
+
+    Also returns the rows' (B, K) int64 slots, -1 for padding.
+    """
     t = view.table
     valid = cands >= 0  # (B, Kf)
     all_valid = bool(valid.all())
@@ -162,7 +225,7 @@ def assemble(
             keys[invalid] = 0.0
             values[invalid] = 0.0
     ids = [flat_ids[r * k : (r + 1) * k] for r in range(slots.shape[0])]  # B lists of K
-    return SearchResult(
+    result = SearchResult(
         ids=ids,  # type: ignore[arg-type]  # "" replaced every None above
         scores=scores,
         valid=valid,
@@ -170,3 +233,4 @@ def assemble(
         keys=keys,
         values=values,
     )
+    return result, (slots if all_valid else np.where(valid, slots, -1))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_VECTOR_DIM = 8192
+MAX_TAIL_SAMPLES = 65_536  # memories sampled per search to estimate the softmax tail
 
 JsonObject = dict[str, Any]
 
@@ -176,6 +177,13 @@ class SearchResult:
     recency: np.ndarray  # (B, K) int64, 0 = newest live memory of the bank, -1 padding
     keys: np.ndarray | None = None  # (B, K, Dk) float32 when asked for
     values: np.ndarray | None = None  # (B, K, Dv) float32 when asked for
+    # With tail_samples, for the searched memories *outside* each row's K ("the tail"):
+    # log Σ exp(score), estimated from a uniform sample (exact when the sample covers
+    # them all; -inf when there are none), and the value the tail reads as: its
+    # exp(score)-weighted mean value when every member was scored, else the mean value
+    # of all searched memories.
+    tail_log_mass: np.ndarray | None = None  # (B,) float64
+    tail_value: np.ndarray | None = None  # (B, Dv) float32
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 
 from memnet.errors import InvalidArgument
-from memnet.store.types import BankConfig, JsonObject, MemoryBatch, Metric, StoreLimits
+from memnet.store.types import (
+    MAX_TAIL_SAMPLES,
+    BankConfig,
+    JsonObject,
+    MemoryBatch,
+    Metric,
+    StoreLimits,
+)
 
 
 @dataclass(frozen=True)
@@ -233,6 +240,20 @@ def search_args(
             )
         q = np.ascontiguousarray(q / norms, dtype=np.float32)
     return q
+
+
+def tail_samples(value: object) -> None:
+    """None, or the number of memories to sample for a tail estimate (1..MAX_TAIL_SAMPLES)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise InvalidArgument(
+            f"tail_samples must be an integer, got {value!r}", field="tail_samples"
+        )
+    if not 1 <= value <= MAX_TAIL_SAMPLES:
+        raise InvalidArgument(
+            f"tail_samples must be in [1, {MAX_TAIL_SAMPLES}], got {value}", field="tail_samples"
+        )
 
 
 def page_size(value: object, limits: StoreLimits) -> int:

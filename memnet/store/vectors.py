@@ -46,6 +46,7 @@ class SlotTable:
         self.slot_of: dict[str, int] = {}
         self.n_slots = 0
         self._live: np.ndarray | None = None  # cached sorted live slots
+        self._value_sum: np.ndarray | None = None  # (Dv,) float64 over live slots, once asked
 
     @property
     def n_live(self) -> int:
@@ -83,6 +84,8 @@ class SlotTable:
         self.seqs[sl] = np.arange(rows.first_seq, rows.first_seq + n, dtype=np.int64)
         self.written_ns[sl] = rows.written_at_ns
         self.alive[sl] = True
+        if self._value_sum is not None:
+            self._value_sum += rows.values.sum(0, dtype=np.float64)
         self.ids.extend(rows.ids)
         self.texts.extend(rows.texts if rows.texts is not None else [None] * n)
         self.metadata.extend(
@@ -102,6 +105,9 @@ class SlotTable:
 
     def kill(self, slots: np.ndarray) -> None:
         """Mark ``slots`` dead and forget their ids and payloads."""
+        if self._value_sum is not None:
+            dying = np.unique(slots[self.alive[slots]])
+            self._value_sum -= self.values[dying].sum(0, dtype=np.float64)
         for s in slots.tolist():
             mid = self.ids[s]
             if mid is not None:
@@ -120,6 +126,18 @@ class SlotTable:
             live = np.flatnonzero(self.alive[: self.n_slots]).astype(np.int64)
             self._live = live
         return live
+
+    def value_mean(self) -> np.ndarray:
+        """(Dv,) float32 mean value of the live memories (zeros when there are none).
+
+        The sum is computed once (a pass over the values) and then kept up to date by
+        ``append`` and ``kill``.
+        """
+        if self._value_sum is None:
+            n = self.n_slots
+            alive = self.alive[:n].astype(np.float32)  # (n,)
+            self._value_sum = (alive @ self.values[:n]).astype(np.float64)  # (Dv,)
+        return (self._value_sum / max(1, self.n_live)).astype(np.float32)
 
     def recency(self, slots: np.ndarray) -> np.ndarray:
         """Rank of each slot among live memories by seq, 0 = newest (same shape as ``slots``)."""

@@ -98,6 +98,7 @@ class QueryParams:
     metadata_filter_json: str  # canonical JSON object (sorted keys), "" = no filter
     ef_search: int | None
     nprobe: int | None
+    tail_samples: int | None  # memories sampled to estimate the softmax mass outside k
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,8 @@ class Engine:
                 f"{bank.name!r}; the limit is max_k={self.settings.max_k}",
                 field="attention_mode",
             )
+        if params.tail_samples is not None:
+            _check_tail_samples(info, params.mode)
 
     def _run(
         self,
@@ -363,6 +366,7 @@ class Engine:
             bank,
             ef_search=params.ef_search,
             nprobe=params.nprobe,
+            tail_samples=params.tail_samples,
             metadata_filter=json.loads(params.metadata_filter_json)
             if params.metadata_filter_json
             else None,
@@ -391,6 +395,28 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
+
+
+def _check_tail_samples(info: ModelInfo, mode: AttentionMode) -> None:
+    """tail_samples estimates the softmax mass outside a sparse top-k of a vector model."""
+    if info.input_kind is not InputKind.VECTOR:
+        raise InvalidArgument(
+            f"tail_samples is for vector models; model {info.name!r} takes text and "
+            "does not estimate the softmax tail",
+            field="tail_samples",
+        )
+    if mode is AttentionMode.SOFT:
+        raise InvalidArgument(
+            "tail_samples is for ATTENTION_MODE_SPARSE; ATTENTION_MODE_SOFT already "
+            "attends over every memory, so there is no tail to estimate",
+            field="tail_samples",
+        )
+    if mode is not AttentionMode.SPARSE:
+        raise InvalidArgument(
+            f"tail_samples is for ATTENTION_MODE_SPARSE, not ATTENTION_MODE_{mode.name} "
+            "(no softmax over the top-k whose tail it could estimate)",
+            field="tail_samples",
+        )
 
 
 def _check_deadline(deadline: float | None) -> None:

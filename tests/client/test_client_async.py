@@ -56,6 +56,12 @@ def test_async_client_covers_banks_memories_queries_and_models(
             response = await client.query(name, query_vectors=np.eye(DIM)[[3]], k=2, hops=1)
             top = response.results[0].hops[0].memories[0]
             assert top.id in {"m3", "s3"} and top.weight > 0.4
+            tailed = await client.query(
+                name, query_vectors=np.eye(DIM)[[3]], k=2, hops=1, tail_samples=2 * DIM
+            )
+            (hop,) = tailed.results[0].hops
+            assert 0 < hop.tail_weight < 1e-3  # m3 and s3 hold nearly all the mass
+            assert sum(m.weight for m in hop.memories) + hop.tail_weight == pytest.approx(1.0)
             assert await client.delete(name, ["s0", "s1", "s2", "s3"]) == DIM
 
             with pytest.raises(errors.NotFound) as missing:

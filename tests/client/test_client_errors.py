@@ -134,6 +134,8 @@ BAD_CALLS: dict[str, tuple[Callable[[MemnetClient], Any], str]] = {
         "query_vectors",
     ),
     "zero ef_search": (lambda c: c.query("b", "q", ef_search=0), "ef_search"),
+    "zero tail_samples": (lambda c: c.query("b", "q", tail_samples=0), "tail_samples"),
+    "float tail_samples": (lambda c: c.query("b", "q", tail_samples=8.0), "tail_samples"),  # type: ignore[arg-type]
     "page size": (lambda c: c.list_page("b", page_size=0), "page_size"),
     "page size too big": (lambda c: c.list_page("b", page_size=1001), "page_size"),
     "negative timeout": (lambda c: c.count("b", timeout_s=0), "timeout_s"),

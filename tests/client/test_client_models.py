@@ -23,6 +23,7 @@ def _response(metadata_json: str = '{"story": 1}') -> query_pb2.QueryResponse:
     )
     hop2 = query_pb2.HopAttention(
         hop=2,
+        tail_weight=0.25,
         memories=[
             query_pb2.AttendedMemory(
                 id="c",
@@ -55,6 +56,7 @@ def test_query_response_converts_with_vectors_and_metadata() -> None:
     attended = result.hops[1].memories[0]
     assert attended.key is not None and attended.key.tolist() == [0.0, 1.0, 2.0]
     assert attended.value is not None and attended.value.shape == (2,)
+    assert [hop.tail_weight for hop in result.hops] == [0.0, 0.25]
 
 
 def test_attention_matrix_is_hops_by_distinct_memories() -> None:

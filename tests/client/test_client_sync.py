@@ -159,6 +159,31 @@ def test_query_metadata_filter_keeps_only_matching_memories(
     assert {m.id for m in response.results[0].hops[0].memories} == {"m1", "m3", "m5"}
 
 
+def test_tail_samples_reach_the_server_and_tail_weight_comes_back(
+    client: MemnetClient, bank_name: Callable[[], str]
+) -> None:
+    name = bank_name()
+    _vector_bank(client, name)
+    rng = np.random.default_rng(0)
+    keys = 0.3 * rng.standard_normal((64, DIM))
+    client.write(name, keys=keys, values=keys, ids=[f"m{i}" for i in range(64)])
+    query = rng.standard_normal((1, DIM))
+    scores = keys @ query[0]
+    p = np.exp(scores - scores.max())
+    p /= p.sum()  # softmax over all 64 memories
+    top = np.argsort(-p)[:4]
+
+    hop = client.query(name, query_vectors=query, k=4, tail_samples=64).results[0].hops[0]
+    assert [m.id for m in hop.memories] == [f"m{i}" for i in top]
+    assert [m.weight for m in hop.memories] == pytest.approx(p[top], rel=1e-4)
+    assert hop.tail_weight == pytest.approx(1 - p[top].sum(), abs=1e-5) and hop.tail_weight > 0
+    plain = client.query(name, query_vectors=query, k=4).results[0].hops[0]
+    assert plain.tail_weight == 0.0
+    assert sum(m.weight for m in plain.memories) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(errors.InvalidArgument, match="tail_samples"):
+        client.query(name, query_vectors=query, k=4, attention="soft", tail_samples=64)
+
+
 def test_stream_write_sends_one_message_per_chunk(
     client: MemnetClient, bank_name: Callable[[], str]
 ) -> None:

@@ -20,7 +20,7 @@ ATTENTION_MODE_SOFT: AttentionMode
 ATTENTION_MODE_HARD: AttentionMode
 
 class QueryRequest(_message.Message):
-    __slots__ = ("bank", "questions", "query_vectors", "k", "hops", "attention_mode", "metadata_filter_json", "include_vectors", "top_answers", "ef_search", "nprobe")
+    __slots__ = ("bank", "questions", "query_vectors", "k", "hops", "attention_mode", "metadata_filter_json", "include_vectors", "top_answers", "ef_search", "nprobe", "tail_samples")
     BANK_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     QUERY_VECTORS_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class QueryRequest(_message.Message):
     TOP_ANSWERS_FIELD_NUMBER: _ClassVar[int]
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
+    TAIL_SAMPLES_FIELD_NUMBER: _ClassVar[int]
     bank: str
     questions: _containers.RepeatedScalarFieldContainer[str]
     query_vectors: _tensor_pb2.Tensor
@@ -43,7 +44,8 @@ class QueryRequest(_message.Message):
     top_answers: int
     ef_search: int
     nprobe: int
-    def __init__(self, bank: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., query_vectors: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., hops: _Optional[int] = ..., attention_mode: _Optional[_Union[AttentionMode, str]] = ..., metadata_filter_json: _Optional[str] = ..., include_vectors: _Optional[bool] = ..., top_answers: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ...) -> None: ...
+    tail_samples: int
+    def __init__(self, bank: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., query_vectors: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., hops: _Optional[int] = ..., attention_mode: _Optional[_Union[AttentionMode, str]] = ..., metadata_filter_json: _Optional[str] = ..., include_vectors: _Optional[bool] = ..., top_answers: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., tail_samples: _Optional[int] = ...) -> None: ...
 
 class AnswerCandidate(_message.Message):
     __slots__ = ("answer", "probability")
@@ -72,12 +74,14 @@ class AttendedMemory(_message.Message):
     def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., weight: _Optional[float] = ..., text: _Optional[str] = ..., metadata_json: _Optional[str] = ..., key: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., value: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ...) -> None: ...
 
 class HopAttention(_message.Message):
-    __slots__ = ("hop", "memories")
+    __slots__ = ("hop", "memories", "tail_weight")
     HOP_FIELD_NUMBER: _ClassVar[int]
     MEMORIES_FIELD_NUMBER: _ClassVar[int]
+    TAIL_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     hop: int
     memories: _containers.RepeatedCompositeFieldContainer[AttendedMemory]
-    def __init__(self, hop: _Optional[int] = ..., memories: _Optional[_Iterable[_Union[AttendedMemory, _Mapping]]] = ...) -> None: ...
+    tail_weight: float
+    def __init__(self, hop: _Optional[int] = ..., memories: _Optional[_Iterable[_Union[AttendedMemory, _Mapping]]] = ..., tail_weight: _Optional[float] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("answer", "probability", "alternatives", "readout", "hops", "unknown_words")

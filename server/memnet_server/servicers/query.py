@@ -12,7 +12,7 @@ from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import query_pb2, query_pb2_grpc
 from memnet.errors import InvalidArgument
 from memnet.model.serving import HopAttention
-from memnet.store.types import MAX_VECTOR_DIM
+from memnet.store.types import MAX_TAIL_SAMPLES, MAX_VECTOR_DIM
 from memnet_server.config import ServerSettings
 from memnet_server.convert import (
     ATTENTION_MODE_FROM_PROTO,
@@ -37,6 +37,12 @@ def decode_params(request: query_pb2.QueryRequest, settings: ServerSettings) -> 
     for name, value in (("ef_search", ef_search), ("nprobe", nprobe)):
         if value is not None and not 1 <= value <= 65536:
             raise InvalidArgument(f"{name} must be 1..65536, got {value}", field=name)
+    tail_samples = request.tail_samples if request.HasField("tail_samples") else None
+    if tail_samples is not None and not 1 <= tail_samples <= MAX_TAIL_SAMPLES:
+        raise InvalidArgument(
+            f"tail_samples must be 1..{MAX_TAIL_SAMPLES}, got {tail_samples}",
+            field="tail_samples",
+        )
     metadata_filter = parse_json_object(
         request.metadata_filter_json, field="metadata_filter_json", max_bytes=MAX_FILTER_BYTES
     )
@@ -47,6 +53,7 @@ def decode_params(request: query_pb2.QueryRequest, settings: ServerSettings) -> 
         metadata_filter_json=json.dumps(metadata_filter, sort_keys=True) if metadata_filter else "",
         ef_search=ef_search,
         nprobe=nprobe,
+        tail_samples=tail_samples,
     )
 
 
@@ -106,7 +113,10 @@ def _add_hop(
     ids = hop.ids[row]
     scores, weights = hop.scores[row].tolist(), hop.weights[row].tolist()
     contents, records = answer.contents, answer.records
-    memories = result.hops.add(hop=hop_number).memories
+    message = result.hops.add(hop=hop_number)
+    if hop.tail_weights is not None:
+        message.tail_weight = float(hop.tail_weights[row])
+    memories = message.memories
     for j in order:
         memory_id = ids[j]
         if not memory_id:
