@@ -434,8 +434,11 @@ class Bank:
             def mean_value() -> np.ndarray:
                 return t.values[population].mean(0).astype(np.float32)  # (Dv,)
 
+            cached = None
         else:
             population, mean_value = t.live_slots(), t.value_mean
+            sampled = tail_samples < len(population)
+            cached = t.tail_sample(tail_samples, self._tail_rng) if sampled else None
         log_mass, value = srch.tail_estimate(
             view,
             q,
@@ -444,6 +447,7 @@ class Bank:
             n_samples=tail_samples,
             rng=self._tail_rng,
             mean_value=mean_value,
+            cached=cached,
         )
         return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from memnet.store import index as ix
 from memnet.store.types import BankConfig, IndexKind, JsonObject, Metric, SearchResult
-from memnet.store.vectors import SlotTable
+from memnet.store.vectors import SlotTable, TailSample
 
 # A filtered search scans its matching memories exactly when there are at most this many.
 EXACT_SUBSET_MAX = 65_536
@@ -142,6 +142,7 @@ def tail_estimate(
     n_samples: int,
     rng: np.random.Generator,
     mean_value: Callable[[], np.ndarray],
+    cached: TailSample | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The softmax tail of each row: ``population`` slots outside the row's result.
 
@@ -151,20 +152,26 @@ def tail_estimate(
     values. Otherwise ``n_samples`` members drawn uniformly with replacement estimate
     Σ exp(score) (scaled by N / n_samples: unbiased) and the tail value is
     ``mean_value()``, the population's mean. -inf and zeros for an empty tail.
+    ``cached``: a sample of the population drawn earlier (``SlotTable.tail_sample``).
     """
     n = len(population)
     B, Dv = q.shape[0], view.config.value_dim
     if n == 0:
         return np.full(B, -np.inf), np.zeros((B, Dv), np.float32)
     exact = n_samples >= n
-    if exact:
-        sample, scale = population, 1.0
-    else:
-        sample, scale = population[rng.integers(0, n, n_samples)], n / n_samples
     t = view.table
-    scores = pairwise_scores(view.config.metric, q, t.keys[sample]).astype(np.float64)  # (B, S)
+    if exact:
+        sample, sample_keys, scale = population, t.keys[population], 1.0
+    elif cached is not None:
+        sample, sample_keys, scale = cached.slots, cached.keys, n / len(cached.slots)
+    else:
+        sample = population[rng.integers(0, n, n_samples)]
+        sample_keys, scale = t.keys[sample], n / n_samples
+    scores = pairwise_scores(view.config.metric, q, sample_keys).astype(np.float64)  # (B, S)
     for row in range(B):  # a sampled member in the row's result is not in its tail
-        scores[row, np.isin(sample, slots[row])] = -np.inf
+        members = np.sort(slots[row])  # (K,)
+        at = np.minimum(np.searchsorted(members, sample), len(members) - 1)  # (S,)
+        scores[row, members[at] == sample] = -np.inf
     top = scores.max(axis=1)  # (B,)
     shift = np.where(np.isfinite(top), top, 0.0)[:, None]  # (B, 1)
     e = np.exp(scores - shift)  # (B, S)

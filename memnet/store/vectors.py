@@ -19,6 +19,14 @@ EMPTY_METADATA: JsonObject = {}  # shared by every memory without metadata; neve
 
 
 @dataclass(frozen=True)
+class TailSample:
+    """Live slots drawn uniformly with replacement, with a contiguous copy of their keys."""
+
+    slots: np.ndarray  # (S,) int64
+    keys: np.ndarray  # (S, Dk) float32
+
+
+@dataclass(frozen=True)
 class NewRows:
     ids: list[str]
     keys: np.ndarray  # (N, Dk) float32
@@ -47,6 +55,7 @@ class SlotTable:
         self.n_slots = 0
         self._live: np.ndarray | None = None  # cached sorted live slots
         self._value_sum: np.ndarray | None = None  # (Dv,) float64 over live slots, once asked
+        self._tail_sample: TailSample | None = None  # kept until the next append or kill
 
     @property
     def n_live(self) -> int:
@@ -101,6 +110,7 @@ class SlotTable:
             self.slot_of[mid] = start + i
         self.n_slots += n
         self._live = None
+        self._tail_sample = None
         return np.arange(start, start + n, dtype=np.int64)
 
     def kill(self, slots: np.ndarray) -> None:
@@ -118,6 +128,7 @@ class SlotTable:
             self.sources[s] = None
         self.alive[slots] = False
         self._live = None
+        self._tail_sample = None
 
     def live_slots(self) -> np.ndarray:
         """(M,) int64 live slots in ascending order (= ascending seq)."""
@@ -126,6 +137,20 @@ class SlotTable:
             live = np.flatnonzero(self.alive[: self.n_slots]).astype(np.int64)
             self._live = live
         return live
+
+    def tail_sample(self, size: int, rng: np.random.Generator) -> TailSample:
+        """``size`` live slots drawn uniformly with replacement, and their keys.
+
+        Drawn once and reused until the table changes: every query's tail estimate is
+        still unbiased, and no query pays for ``size`` random reads from the key array.
+        """
+        cached = self._tail_sample
+        if cached is None or len(cached.slots) != size:
+            live = self.live_slots()
+            slots = live[rng.integers(0, len(live), size)]
+            cached = TailSample(slots=slots, keys=np.ascontiguousarray(self.keys[slots]))
+            self._tail_sample = cached
+        return cached
 
     def value_mean(self) -> np.ndarray:
         """(Dv,) float32 mean value of the live memories (zeros when there are none).

@@ -165,6 +165,7 @@ def test_bank_memory_source_forwards_search_options() -> None:
             nprobe: int | None = None,
             metadata_filter: object = None,
             with_vectors: bool = True,
+            tail_samples: int | None = None,
         ) -> SearchResult:
             calls.append(
                 {
@@ -173,6 +174,7 @@ def test_bank_memory_source_forwards_search_options() -> None:
                     "nprobe": nprobe,
                     "filter": metadata_filter,
                     "vectors": with_vectors,
+                    "tail": tail_samples,
                 }
             )
             return result
@@ -180,7 +182,10 @@ def test_bank_memory_source_forwards_search_options() -> None:
         def count(self) -> int:
             return 7
 
-    source = BankMemorySource(FakeBank(), ef_search=128, nprobe=4, metadata_filter={"a": 1})
+    source = BankMemorySource(
+        FakeBank(), ef_search=128, nprobe=4, metadata_filter={"a": 1}, tail_samples=64
+    )
     assert source.size() == 7
     assert source.retrieve(np.zeros((1, 3), np.float32), 5) is result
-    assert calls == [{"k": 5, "ef": 128, "nprobe": 4, "filter": {"a": 1}, "vectors": True}]
+    expected = {"k": 5, "ef": 128, "nprobe": 4, "filter": {"a": 1}, "vectors": True, "tail": 64}
+    assert calls == [expected]

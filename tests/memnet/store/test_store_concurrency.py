@@ -51,7 +51,9 @@ def test_readers_see_consistent_results_while_a_writer_runs(tmp_path: Path) -> N
         keys = np.stack([_key(n) for n in ns])
         bank.write(batch(keys, ids=[f"n{n}" for n in ns]))
         bank.delete([f"n{ns[0] - 300}"])
-        res = bank.search(keys[-1:], 1)  # a search after the write returned sees it
+        # A search after the write returned sees it (a wide beam: HNSW32 with M=8 can
+        # miss an exact match at the default ef_search on an unlucky graph).
+        res = bank.search(keys[-1:], 1, ef_search=1024)
         assert res.ids[0][0] == f"n{ns[-1]}"
 
     def search() -> None:

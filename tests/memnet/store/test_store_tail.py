@@ -13,6 +13,7 @@ from memnet.model.bank_memory import BankMemorySource
 from memnet.model.serving import AttentionMode
 from memnet.model.vector import VectorPassThroughModel
 from memnet.store import Bank, IndexKind, IndexSpec, MemoryBatch, Metric
+from memnet.store.vectors import NewRows, SlotTable
 
 D = 8
 
@@ -134,3 +135,28 @@ def test_tail_edge_cases_and_limits(tmp_path: Path) -> None:
             bank.search(q, 3, tail_samples=bad)  # type: ignore[arg-type]
         assert err.value.field == "tail_samples"
     store.close()
+
+
+def test_the_cached_sample_is_redrawn_after_every_change() -> None:
+    table = SlotTable(key_dim=D, value_dim=D)
+    rng = np.random.default_rng(0)
+    keys = rng.standard_normal((50, D)).astype(np.float32)
+    rows = NewRows(
+        ids=[f"m{i}" for i in range(50)],
+        keys=keys,
+        values=keys,
+        texts=None,
+        sources=None,
+        metadata=None,
+        first_seq=1,
+        written_at_ns=0,
+    )
+    table.append(rows)
+    first = table.tail_sample(20, rng)
+    assert table.tail_sample(20, rng) is first  # reused while nothing changes
+    np.testing.assert_array_equal(first.keys, keys[first.slots])
+    dead = np.unique(first.slots)
+    table.kill(dead)
+    second = table.tail_sample(20, rng)
+    assert second is not first and not np.isin(second.slots, dead).any()
+    assert table.tail_sample(30, rng).slots.shape == (30,)  # another size: drawn again
