@@ -28,6 +28,13 @@ def add_query_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--filter", default=None, help="metadata filter, a JSON object: '{\"story\": 1}'"
     )
+    parser.add_argument(
+        "--tail-samples",
+        type=int,
+        default=None,
+        help="vector banks, sparse attention: estimate the softmax mass outside the top k "
+        "from this many sampled memories",
+    )
     add_connection_arguments(parser)
 
 
@@ -54,6 +61,7 @@ def run_query(client: MemnetClient, args: argparse.Namespace, *, top_answers: in
         attention=args.attention,
         metadata_filter=json_object_argument(args.filter, flag="--filter"),
         top_answers=top_answers,
+        tail_samples=args.tail_samples,
     )
 
 
@@ -91,6 +99,8 @@ def format_result(result: QueryResult, *, rows: int, width: int) -> str:
         if len(hop.memories) > rows:
             rest = sum(m.weight for m in hop.memories[rows:])
             lines.append(f"  {rest:7.3f}  (the other {len(hop.memories) - rows} memories)")
+        if hop.tail_weight:
+            lines.append(f"  {hop.tail_weight:7.3f}  (memories outside the top k, estimated)")
     return "\n".join(lines)
 
 

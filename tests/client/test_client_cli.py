@@ -137,6 +137,16 @@ def test_write_npy_then_query_and_explain(
     assert lines.count("hop 1") == 1 and lines.count("hop 2") == 1
     first_row = lines[lines.index("hop 1") + 2].split()
     assert first_row[2] == "v2" and float(first_row[0]) > 0.99
+    np.save(tmp_path / "q_small.npy", np.eye(DIM, dtype=np.float32)[2] / 10)  # scores 1 and 0
+    code, out, _ = _run(
+        capsys, "query", name, "--vector-npy", str(tmp_path / "q_small.npy"), "--k", "2",
+        "--tail-samples", "64",
+    )  # fmt: skip
+    tail_rows = [line for line in out.splitlines() if "outside the top k" in line]
+    assert code == 0 and len(tail_rows) == 1
+    # v2 scores 1 and the other DIM - 1 memories 0; one of those is listed, the rest is the tail
+    expected = (DIM - 2) / (np.e + DIM - 1)
+    assert float(tail_rows[0].split()[0]) == pytest.approx(expected, abs=1e-3)
 
     png = tmp_path / "attention.png"
     code, out, _ = _run(
