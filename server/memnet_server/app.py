@@ -34,7 +34,7 @@ from memnet.errors import FailedPrecondition
 from memnet.store import MemoryStore
 from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
-from memnet_server.config import ServerSettings
+from memnet_server.config import MIB, ServerSettings
 from memnet_server.engine import Engine, ModelCatalog
 from memnet_server.interceptors import CallInterceptor
 from memnet_server.metrics import Metrics
@@ -175,6 +175,7 @@ def create_server(
         StoreSettings(
             fsync=settings.fsync,
             fsync_interval_ms=settings.fsync_interval_ms,
+            snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
             limits=StoreLimits(max_k=max(settings.max_k, 1)),
         ),
     )

@@ -40,6 +40,9 @@ class ServerSettings(BaseSettings):
     data_dir: Path = Field(default=Path("memnet-data"), description="Directory holding every bank.")
     fsync: FsyncPolicy = Field(default=FsyncPolicy.ALWAYS, description="always | interval | none.")
     fsync_interval_ms: int = Field(default=50, ge=1, description="fsync period for fsync=interval.")
+    snapshot_after_log_mib: int = Field(
+        default=256, ge=1, description="Snapshot a bank and truncate its log past this size."
+    )
 
     # Models.
     models_dir: Path | None = Field(default=None, description="Extra checkpoints (*.pt) to serve.")

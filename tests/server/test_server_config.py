@@ -148,6 +148,17 @@ def test_settings_take_effect(start_server: StartServer, tmp_path: Path) -> None
     assert answer.model == "babi-copy" and answer.results[0].answer
 
 
+def test_snapshot_after_log_mib_bounds_the_log(start_server: StartServer) -> None:
+    server = start_server(snapshot_after_log_mib=1)
+    server.vector_bank("big", dim=256)
+    for i in range(3):  # 3 × 1,000 memories × 2 KiB of vectors: past 1 MiB of log
+        keys = np.random.default_rng(i).standard_normal((1000, 256)).astype(np.float32)
+        server.write_vectors("big", keys, ids=[f"m{i}-{j}" for j in range(1000)])
+    bank_dir = next(server.settings.data_dir.rglob("big"))
+    assert list(bank_dir.glob("snapshot-*"))
+    assert sum(p.stat().st_size for p in bank_dir.glob("wal-*.log")) < 2 * 1024 * 1024
+
+
 def test_ports_in_use_fail_startup_clearly(start_server: StartServer, tmp_path: Path) -> None:
     first = start_server()
     with pytest.raises(FailedPrecondition, match="cannot listen") as caught:
