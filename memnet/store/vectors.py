@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memnet.store.metadata_index import MetadataIndex, json_equal
 from memnet.store.types import JsonObject, MemoryRecord
 
 EMPTY_METADATA: JsonObject = {}  # shared by every memory without metadata; never mutated
@@ -56,6 +57,7 @@ class SlotTable:
         self._live: np.ndarray | None = None  # cached sorted live slots
         self._value_sum: np.ndarray | None = None  # (Dv,) float64 over live slots, once asked
         self._tail_sample: TailSample | None = None  # kept until the next append or kill
+        self._metadata_index: MetadataIndex | None = None  # built by the first filtered search
 
     @property
     def n_live(self) -> int:
@@ -108,6 +110,10 @@ class SlotTable:
             self.sources.extend([None] * n)
         for i, mid in enumerate(rows.ids):
             self.slot_of[mid] = start + i
+        if self._metadata_index is not None and rows.metadata is not None:
+            for i, meta in enumerate(rows.metadata):
+                if meta:
+                    self._metadata_index.add(start + i, meta)
         self.n_slots += n
         self._live = None
         self._tail_sample = None
@@ -118,10 +124,13 @@ class SlotTable:
         if self._value_sum is not None:
             dying = np.unique(slots[self.alive[slots]])
             self._value_sum -= self.values[dying].sum(0, dtype=np.float64)
+        index = self._metadata_index
         for s in slots.tolist():
             mid = self.ids[s]
             if mid is not None:
                 del self.slot_of[mid]
+                if index is not None and self.metadata[s]:
+                    index.remove(s, self.metadata[s])
             self.ids[s] = None
             self.texts[s] = None
             self.metadata[s] = EMPTY_METADATA
@@ -201,15 +210,27 @@ class SlotTable:
         return out
 
     def matching(self, metadata_filter: JsonObject) -> np.ndarray:
-        """(M',) int64 live slots whose metadata has every filter key with an equal value."""
-        live = self.live_slots()
+        """(M',) int64 live slots, ascending, whose metadata has every filter key with an
+        equal value (``json_equal``).
+
+        The first call builds an inverted index of the top-level values (one pass over
+        the live memories); later calls look the filter up in it and check only its
+        candidates, so a filtered search costs about the number of memories matched.
+        """
         items = list(metadata_filter.items())
+        if not items:
+            return self.live_slots()
+        index = self._metadata_index
+        if index is None:
+            index = MetadataIndex.build(self.live_slots().tolist(), self.metadata)
+            self._metadata_index = index
         meta = self.metadata
         keep = [
             s
-            for s in live.tolist()
-            if all(_json_equal(meta[s].get(k, _MISSING), v) for k, v in items)
+            for s in index.candidates(metadata_filter)
+            if all(json_equal(meta[s].get(k, _MISSING), v) for k, v in items)
         ]
+        keep.sort()
         return np.asarray(keep, dtype=np.int64)
 
     def compacted(self) -> SlotTable:
@@ -243,10 +264,3 @@ def generate_missing_ids(ids: list[str | None]) -> list[str]:
     raw = os.urandom(16 * missing).hex()
     fresh = iter([raw[32 * j : 32 * (j + 1)] for j in range(missing)])
     return [i if i is not None else next(fresh) for i in ids]
-
-
-def _json_equal(a: object, b: object) -> bool:
-    """JSON equality: ``True`` is not ``1`` and ``1`` equals ``1.0``."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool) and a == b
-    return a == b
