@@ -76,41 +76,16 @@ def clustered(rng: np.random.Generator, n: int, d: int, centres: np.ndarray) -> 
 
 
 def run_raw(
-    index: faiss.Index, queries: np.ndarray, k: int, workers: int, duration_s: float
-) -> Stats:
-    """``workers`` threads, each searching one query at a time (faiss releases the GIL)."""
-    latencies: list[list[float]] = [[] for _ in range(workers)]
-    stop_at = time.perf_counter() + duration_s
-
-    def loop(worker: int) -> None:
-        i = worker
-        own = latencies[worker]
-        while time.perf_counter() < stop_at:
-            q = queries[i % len(queries)][None]  # (1, D)
-            t0 = time.perf_counter()
-            index.search(q, k)
-            own.append(time.perf_counter() - t0)
-            i += workers
-
-    threads = [threading.Thread(target=loop, args=(w,)) for w in range(workers)]
-    t0 = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return summarize([x for own in latencies for x in own], time.perf_counter() - t0)
-
-
-def run_raw_batches(
     index: faiss.Index,
     queries: np.ndarray,
     k: int,
-    *,
-    batch: int,
     workers: int,
     duration_s: float,
+    *,
+    batch: int = 1,
 ) -> Stats:
-    """``workers`` threads, each searching ``batch`` queries per call; QPS counts queries."""
+    """``workers`` threads, each searching ``batch`` queries per ``index.search`` call
+    (faiss releases the GIL); latencies are per call, QPS counts queries."""
     starts = list(range(0, len(queries) - batch + 1, batch))
     latencies: list[list[float]] = [[] for _ in range(workers)]
     stop_at = time.perf_counter() + duration_s
@@ -121,7 +96,7 @@ def run_raw_batches(
         while time.perf_counter() < stop_at:
             lo = starts[i % len(starts)]
             t0 = time.perf_counter()
-            index.search(queries[lo : lo + batch], k)
+            index.search(queries[lo : lo + batch], k)  # (batch, D)
             own.append(time.perf_counter() - t0)
             i += workers
 
@@ -322,9 +297,7 @@ def bench_vectors(
         {
             c: max(
                 (
-                    run_raw_batches(
-                        raw, queries, args.k, batch=b, workers=c, duration_s=args.duration_s
-                    )
+                    run_raw(raw, queries, args.k, c, args.duration_s, batch=b)
                     for _ in range(args.repeats)
                 ),
                 key=lambda stats: stats.qps,
