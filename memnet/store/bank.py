@@ -394,18 +394,14 @@ class Bank:
                     self._tombstones,
                     selector,
                 )
+                allowed = t.matching(metadata_filter) if metadata_filter else None
                 cands = srch.candidates(
-                    view, q, k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter
+                    view, q, k, ef_search=ef_search, nprobe=nprobe, allowed=allowed
                 )
                 result, slots = srch.assemble(view, q, cands, k, with_vectors=with_vectors)
                 if tail_samples is not None:
                     return self._with_tail(
-                        view,
-                        q,
-                        result,
-                        slots,
-                        metadata_filter=metadata_filter,
-                        tail_samples=tail_samples,
+                        view, q, result, slots, allowed=allowed, tail_samples=tail_samples
                     )
             if tail_samples is not None:  # an empty bank: no tail
                 return dataclasses.replace(
@@ -422,14 +418,15 @@ class Bank:
         result: SearchResult,
         slots: np.ndarray,
         *,
-        metadata_filter: dict[str, Any] | None,
+        allowed: np.ndarray | None,
         tail_samples: int,
     ) -> SearchResult:
-        """``result`` (whose (B, K) ``slots`` are given) plus the tail estimate; called
-        under the read lock."""
+        """``result`` (whose (B, K) ``slots`` are given) plus the tail estimate over the
+        ``allowed`` slots of a metadata filter (None: every live memory); called under
+        the read lock."""
         t = view.table
-        if metadata_filter:
-            population = t.matching(metadata_filter)
+        if allowed is not None:
+            population = allowed
 
             def mean_value() -> np.ndarray:
                 return t.values[population].mean(0).astype(np.float32)  # (Dv,)

@@ -16,7 +16,7 @@ import faiss
 import numpy as np
 
 from memnet.store import index as ix
-from memnet.store.types import BankConfig, IndexKind, JsonObject, Metric, SearchResult
+from memnet.store.types import BankConfig, IndexKind, Metric, SearchResult
 from memnet.store.vectors import SlotTable, TailSample
 
 # A filtered search scans its matching memories exactly when there are at most this many.
@@ -60,16 +60,19 @@ def candidates(
     *,
     ef_search: int | None,
     nprobe: int | None,
-    metadata_filter: JsonObject | None,
+    allowed: np.ndarray | None,
 ) -> np.ndarray:
-    """(B, Kf) int64 candidate slots for (B, Dk) queries, -1 where there are none."""
+    """(B, Kf) int64 candidate slots for (B, Dk) queries, -1 where there are none.
+
+    ``allowed``: the (M',) slots a metadata filter matched (``SlotTable.matching``),
+    or None for every live memory.
+    """
     t = view.table
     faiss.omp_set_num_threads(1 if q.shape[0] == 1 else _OMP_THREADS)  # per-thread OpenMP setting
     faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * q.shape[1]
     selector: faiss.IDSelector | None = None
     keep_alive: np.ndarray | None = None
-    if metadata_filter:
-        allowed = t.matching(metadata_filter)
+    if allowed is not None:
         if len(allowed) == 0:
             return np.full((q.shape[0], 1), -1, np.int64)
         if not view.trained or len(allowed) <= EXACT_SUBSET_MAX:
