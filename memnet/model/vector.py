@@ -39,15 +39,12 @@ MAX_VECTOR_HOPS = 8
 
 def _attend(scores: np.ndarray, valid: np.ndarray, mode: AttentionMode) -> np.ndarray:
     """(B, K) scores and mask -> (B, K) weights; rows without a candidate are 0."""
-    s = np.where(valid, scores, -np.inf).astype(np.float64)
-    if mode is AttentionMode.HARD:
-        w = np.zeros_like(s)
-        w[np.arange(len(s)), s.argmax(-1)] = 1.0
-    else:
-        top = np.max(s, axis=-1, keepdims=True)
-        e = np.exp(s - np.where(np.isfinite(top), top, 0.0))
-        w = e / np.maximum(e.sum(-1, keepdims=True), 1e-30)
-    return (w * valid).astype(np.float32)
+    if mode is not AttentionMode.HARD:  # a softmax with nothing outside the K
+        return _attend_with_tail(scores, valid, np.full(len(scores), -np.inf))[0]
+    s = np.where(valid, scores, -np.inf)
+    w = np.zeros(s.shape, np.float32)
+    w[np.arange(len(s)), s.argmax(-1)] = 1.0
+    return w * valid
 
 
 def _attend_with_tail(

@@ -115,8 +115,7 @@ class SlotTable:
                 if meta:
                     self._metadata_index.add(start + i, meta)
         self.n_slots += n
-        self._live = None
-        self._tail_sample = None
+        self._forget_derived()
         return np.arange(start, start + n, dtype=np.int64)
 
     def kill(self, slots: np.ndarray) -> None:
@@ -136,6 +135,11 @@ class SlotTable:
             self.metadata[s] = EMPTY_METADATA
             self.sources[s] = None
         self.alive[slots] = False
+        self._forget_derived()
+
+    def _forget_derived(self) -> None:
+        """Drop what is derived from the set of live slots (the value sum and the metadata
+        index are updated in place by ``append`` and ``kill`` instead)."""
         self._live = None
         self._tail_sample = None
 
