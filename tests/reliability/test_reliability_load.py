@@ -1,6 +1,6 @@
 """Load: 90 % queries / 10 % writes at 80 % of the measured maximum rate, bounded in time.
 
-The server runs as ``memnet serve`` (so its resident memory is its own). First 8
+The server runs as ``memnet serve`` (so its resident memory is its own). First 4
 concurrent callers measure the maximum rate of the mix (as fast as they can, 3 s);
 then the same callers, paced to 80 % of that rate, run a 2 s warm-up and a 10 s load
 phase (long: 10 s probe, 10 s warm-up, 120 s). Pass: no errors, p99 latency within
@@ -39,7 +39,10 @@ PRELOAD = 2000
 K = 8
 WRITE_SHARE = 0.10
 LOAD_SHARE = 0.80
-CALLERS = 8
+# Four callers reach the same maximum rate as eight on 2 cores (1,360-1,550 vs 1,360-1,630
+# calls/s measured); more callers only add their own backlog to the tail: with 8, any
+# short slowdown of the shared machine queues 8 calls and p99 sat at 7-10x p50.
+CALLERS = 4
 ATTEMPTS = 2  # load phases; the latency and rate criteria must hold in one of them
 PROBE_S = scale_s(3.0, 10.0)
 WARMUP_S = scale_s(2.0, 10.0)
