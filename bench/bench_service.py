@@ -9,7 +9,11 @@ FAISS ``IndexHNSWFlat`` (M=32, efConstruction 40, efSearch 64) and (b) through
 with the same parameters, dynamic batching on and then off — from an asyncio gRPC
 client keeping 1, 8 or 32 queries in flight. The service does more per query than
 raw FAISS: exact float32 re-scoring of the candidates, the gather of their values,
-the softmax readout, and 32 attended memories in every response.
+the softmax readout, and 32 attended memories in every response. Client-batched rows
+send 32 queries per RPC in both response layouts: one message per attended memory
+(with its text) and RESULT_LAYOUT_ARRAYS (packed ids, scores, weights). The same client also
+times the server's cheapest RPC (a gRPC health check) at each concurrency: no handler
+can answer faster than that, so "no-op / raw QPS" bounds "batched / raw QPS".
 
 A last table runs the default text model (babi-joint, 3 hops) over a bank of
 bAbI sentences with batching on and off: there the model forward is the cost
@@ -46,6 +50,9 @@ from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc, query_pb2
 
 QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
+# The cheapest RPC the server answers (an empty request, a one-field response, no model
+# and no bank): its rate is the ceiling of any handler's rate through grpcio's server here.
+NOOP_METHOD = "/grpc.health.v1.Health/Check"
 WRITE_CHUNK = 10_000
 HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 40, 64
 
@@ -111,11 +118,11 @@ def run_raw(
 
 
 async def _run_service(
-    target: str, requests: list[bytes], workers: int, duration_s: float
+    target: str, requests: list[bytes], workers: int, duration_s: float, method: str
 ) -> Stats:
     options = [("grpc.max_receive_message_length", 64 << 20)]
     async with grpc.aio.insecure_channel(target, options=options) as channel:
-        call = channel.unary_unary(QUERY_METHOD)  # bytes in, bytes out: no client-side parsing
+        call = channel.unary_unary(method)  # bytes in, bytes out: no client-side parsing
         latencies: list[float] = []
         stop_at = time.perf_counter() + duration_s
 
@@ -132,8 +139,31 @@ async def _run_service(
         return summarize(latencies, time.perf_counter() - t0)
 
 
-def run_service(target: str, requests: list[bytes], workers: int, duration_s: float) -> Stats:
-    return asyncio.run(_run_service(target, requests, workers, duration_s))
+def run_service(
+    target: str,
+    requests: list[bytes],
+    workers: int,
+    duration_s: float,
+    method: str = QUERY_METHOD,
+) -> Stats:
+    return asyncio.run(_run_service(target, requests, workers, duration_s, method))
+
+
+def measure_noop(
+    server: ServerProcess, levels: list[int], args: argparse.Namespace
+) -> dict[int, Stats]:
+    """Health checks at every concurrency, best of ``args.repeats``: the server's RPC ceiling."""
+    request = [b""]  # an empty HealthCheckRequest: the whole server
+    return {
+        c: max(
+            (
+                run_service(server.target, request, c, args.duration_s, NOOP_METHOD)
+                for _ in range(args.repeats)
+            ),
+            key=lambda stats: stats.qps,
+        )
+        for c in levels
+    }
 
 
 class ServerProcess:
@@ -243,25 +273,33 @@ def measure_abba(
 
 def measure_rpc_batches(
     server: ServerProcess, queries: np.ndarray, args: argparse.Namespace
-) -> dict[int, Stats]:
-    """``args.rpc_batch`` queries per RPC at 1 and 8 RPCs in flight; QPS counts queries."""
+) -> dict[tuple[str, int], Stats]:
+    """``args.rpc_batch`` queries per RPC at 1 and 8 RPCs in flight, in each response
+    layout (per-memory messages, packed arrays); QPS counts queries."""
     b = args.rpc_batch
-    requests = [
-        query_pb2.QueryRequest(
-            bank="bench", query_vectors=to_tensor(queries[i : i + b]), k=args.k, hops=1
-        ).SerializeToString()
-        for i in range(0, len(queries) - b + 1, b)
-    ]
     out = {}
-    for c in RPC_BATCH_LEVELS:
-        stats = max(
-            (run_service(server.target, requests, c, args.duration_s) for _ in range(args.repeats)),
-            key=lambda s: s.qps,
-        )
-        out[c] = Stats(p50_ms=stats.p50_ms, p99_ms=stats.p99_ms, qps=stats.qps * b)
+    for name, layout in LAYOUTS.items():
+        requests = [
+            query_pb2.QueryRequest(
+                bank="bench",
+                query_vectors=to_tensor(queries[i : i + b]),
+                k=args.k,
+                hops=1,
+                layout=layout,
+            ).SerializeToString()
+            for i in range(0, len(queries) - b + 1, b)
+        ]
+        for c in RPC_BATCH_LEVELS:
+            runs = [
+                run_service(server.target, requests, c, args.duration_s)
+                for _ in range(args.repeats)
+            ]
+            stats = max(runs, key=lambda s: s.qps)
+            out[name, c] = Stats(p50_ms=stats.p50_ms, p99_ms=stats.p99_ms, qps=stats.qps * b)
     return out
 
 
+LAYOUTS = {"memories": query_pb2.RESULT_LAYOUT_MEMORIES, "arrays": query_pb2.RESULT_LAYOUT_ARRAYS}
 RPC_BATCH_LEVELS = (1, 8)  # RPCs in flight for the client-batched rows
 
 
@@ -314,6 +352,7 @@ def bench_vectors(
     server = ServerProcess(data_dir, batching=True)
     load_per_s = load_bank(server.target, keys, values)
     del keys, values
+    noop = measure_noop(server, levels, args)
     rpc_batches = measure_rpc_batches(server, queries, args) if b > 1 else {}
     service = measure_abba(server, data_dir, query_requests(queries, args.k), levels, args)
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -332,11 +371,14 @@ def bench_vectors(
                 f"{off.p50_ms:.2f} / {off.p99_ms:.2f}",
                 f"{off.qps:,.0f}",
                 f"{on.qps / r.qps:.2f}",
+                f"{noop[c].qps:,.0f}",
+                f"{noop[c].qps / r.qps:.2f}",
             ]
         )
     batch_rows = []
-    for c, stats in rpc_batches.items():
+    for c in RPC_BATCH_LEVELS if rpc_batches else ():
         single, batched = raw_stats[c], raw_batches[c]
+        listed, packed = rpc_batches["memories", c], rpc_batches["arrays", c]
         batch_rows.append(
             [
                 label,
@@ -344,10 +386,12 @@ def bench_vectors(
                 f"{single.qps:,.0f}",
                 f"{batched.p50_ms:.2f} / {batched.p99_ms:.2f}",
                 f"{batched.qps:,.0f}",
-                f"{stats.p50_ms:.2f} / {stats.p99_ms:.2f}",
-                f"{stats.qps:,.0f}",
-                f"{stats.qps / single.qps:.2f}",
-                f"{stats.qps / batched.qps:.2f}",
+                f"{listed.p50_ms:.2f} / {listed.p99_ms:.2f}",
+                f"{listed.qps:,.0f}",
+                f"{packed.p50_ms:.2f} / {packed.p99_ms:.2f}",
+                f"{packed.qps:,.0f}",
+                f"{packed.qps / single.qps:.2f}",
+                f"{packed.qps / batched.qps:.2f}",
             ]
         )
     return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows, batch_rows
@@ -452,6 +496,8 @@ def main() -> None:
                 "service unbatched p50/p99",
                 "QPS",
                 "batched / raw QPS",
+                "no-op RPC QPS",
+                "no-op / raw QPS",
             ],
             query_rows,
         )
@@ -466,10 +512,12 @@ def main() -> None:
                     "raw FAISS single-query QPS",
                     f"raw FAISS {b}-query search p50/p99",
                     "QPS",
-                    f"service {b}-query RPC p50/p99",
+                    f"service {b}-query RPC, memories layout p50/p99",
                     "QPS",
-                    "service / raw single",
-                    "service / raw batched",
+                    "arrays layout p50/p99",
+                    "QPS",
+                    "arrays / raw single",
+                    "arrays / raw batched",
                 ],
                 batch_rows,
             )

@@ -28,6 +28,7 @@ from memnet_client.models import (
     MemoryPage,
     Metric,
     ModelInfo,
+    QueryArrays,
     QueryResponse,
     QueryResult,
     StreamWriteResult,
@@ -188,6 +189,52 @@ def query_result(message: Any) -> QueryResult:
 def query_response(message: Any) -> QueryResponse:
     return QueryResponse(
         results=[query_result(r) for r in message.results],
+        model=message.model,
+        bank_seq=message.bank_seq,
+    )
+
+
+def _array(arrays: Any, name: str, ndim: int, *, finite: bool = True) -> np.ndarray | None:
+    """An optional Tensor field of QueryArrays as a float32 array of ``ndim`` dimensions."""
+    if not arrays.HasField(name):
+        return None
+    try:
+        return from_tensor(
+            getattr(arrays, name), field=f"arrays.{name}", ndim=ndim, require_finite=finite
+        )
+    except MemnetError as error:
+        raise _broken("query arrays", error) from error
+
+
+def query_arrays(message: Any) -> QueryArrays:
+    """A RESULT_LAYOUT_ARRAYS response; its shapes are checked against each other."""
+    arrays = message.arrays
+    weights = _array(arrays, "weights", 3)  # (B, H, K)
+    scores = _array(arrays, "scores", 3, finite=False)  # (B, H, K), -inf for padding
+    readouts = _array(arrays, "readouts", 2)  # (B, D)
+    if weights is None or scores is None or readouts is None:
+        raise _broken("query arrays", ValueError("weights, scores and readouts are required"))
+    B, H, K = weights.shape
+    if scores.shape != weights.shape or len(arrays.ids) != B * H * K or len(readouts) != B:
+        raise _broken(
+            "query arrays",
+            ValueError(
+                f"weights {list(weights.shape)}, scores {list(scores.shape)}, "
+                f"{len(arrays.ids)} ids and readouts {list(readouts.shape)} disagree"
+            ),
+        )
+    ids = np.empty(B * H * K, dtype=object)
+    ids[:] = list(arrays.ids)
+    probabilities = _array(arrays, "probabilities", 1)
+    return QueryArrays(
+        ids=ids.reshape(B, H, K),
+        scores=scores,
+        weights=weights,
+        tail_weights=_array(arrays, "tail_weights", 2),  # (B, H) or None
+        readouts=readouts,
+        answers=list(arrays.answers),
+        probabilities=probabilities if probabilities is not None else np.zeros(0, np.float32),
+        unknown_words=list(arrays.unknown_words),
         model=message.model,
         bank_seq=message.bank_seq,
     )

@@ -279,7 +279,9 @@ def query_request(
     ef_search: int | None,
     nprobe: int | None,
     tail_samples: int | None,
+    arrays: bool = False,
 ) -> Any:
+    """A QueryRequest; ``arrays`` asks for RESULT_LAYOUT_ARRAYS."""
     given = [
         n
         for n, v in (
@@ -307,6 +309,7 @@ def query_request(
         metadata_filter_json=json_object(metadata_filter, field="metadata_filter"),
         include_vectors=bool(include_vectors),
         top_answers=count(top_answers, field="top_answers"),
+        layout=query_pb2.RESULT_LAYOUT_ARRAYS if arrays else query_pb2.RESULT_LAYOUT_MEMORIES,
     )
     if question is not None:
         if not isinstance(question, str) or not question.strip():

@@ -31,6 +31,7 @@ from memnet_client.models import (
     MemoryPage,
     Metric,
     ModelInfo,
+    QueryArrays,
     QueryResponse,
     StreamWriteResult,
     WriteMode,
@@ -396,6 +397,46 @@ class MemnetClient(ClientBase):
         )
         response = self._call("Query", request, timeout_s)
         return _convert.query_response(response)
+
+    def query_arrays(
+        self,
+        bank: str,
+        question: str | None = None,
+        *,
+        questions: Sequence[str] | None = None,
+        query_vectors: Any = None,
+        k: int = 0,
+        hops: int = 0,
+        attention: AttentionMode = "sparse",
+        metadata_filter: Mapping[str, Any] | None = None,
+        ef_search: int | None = None,
+        nprobe: int | None = None,
+        tail_samples: int | None = None,
+        timeout_s: float | None = None,
+    ) -> QueryArrays:
+        """``query`` for throughput: the same attention as (B, H, K) id, score and weight
+        arrays plus (B, D) readouts and the B best answers, without text or metadata
+        (``get`` fetches those by id). Takes ``query``'s arguments except
+        ``include_vectors`` and ``top_answers``.
+        """
+        request = _requests.query_request(
+            bank,
+            question=question,
+            questions=questions,
+            query_vectors=query_vectors,
+            k=k,
+            hops=hops,
+            attention=attention,
+            metadata_filter=metadata_filter,
+            include_vectors=False,
+            top_answers=0,
+            ef_search=ef_search,
+            nprobe=nprobe,
+            tail_samples=tail_samples,
+            arrays=True,
+        )
+        response = self._call("Query", request, timeout_s)
+        return _convert.query_arrays(response)
 
     def list_models(self, *, timeout_s: float | None = None) -> builtins.list[ModelInfo]:
         """The models the server can attach to banks (``is_default`` marks the default)."""

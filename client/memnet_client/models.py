@@ -208,6 +208,35 @@ class QueryResponse(_Model):
     bank_seq: int
 
 
+class QueryArrays(_Model):
+    """The answers to B questions and their attention over H hops as arrays
+    (``query_arrays``): what a high-rate caller needs, without text or metadata.
+
+    Attributes:
+        ids: (B, H, K) memory ids (object array of str); "" where a hop found fewer than K.
+        scores: (B, H, K) float32 attention logits; -inf where the id is "".
+        weights: (B, H, K) float32 attention weights, each hop sorted highest first.
+        tail_weights: (B, H) float32 weight of the memories outside the K
+            (``tail_samples``), or None.
+        readouts: (B, D) float32 final controller states u_H.
+        answers: B best answers; empty when the model has no answer head.
+        probabilities: (B,) float32 probabilities of ``answers`` (shape (0,) without).
+        unknown_words: words of any question the vocabulary does not know.
+        model, bank_seq: as in ``QueryResponse``.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+    weights: np.ndarray
+    tail_weights: np.ndarray | None
+    readouts: np.ndarray
+    answers: list[str]
+    probabilities: np.ndarray
+    unknown_words: list[str]
+    model: str
+    bank_seq: int
+
+
 class ModelInfo(_Model):
     """A model the server can attach to banks.
 

@@ -62,6 +62,7 @@ def slice_output(output: QueryOutput, start: int, stop: int) -> QueryOutput:
                 ids=hop.ids[start:stop],
                 scores=hop.scores[start:stop],
                 weights=hop.weights[start:stop],
+                tail_weights=None if hop.tail_weights is None else hop.tail_weights[start:stop],
             )
             for hop in output.hops
         ],

@@ -274,11 +274,13 @@ class Engine:
         vectors: np.ndarray | None,
         deadline: float | None,
         include_vectors: bool = False,
+        include_contents: bool = True,
     ) -> QueryAnswer:
         """Answer B questions (text) or (B, Dk) query vectors against one bank.
 
-        The attended memories' text and metadata come with the answer; their key and
-        value vectors (a copy each) only with ``include_vectors``.
+        The attended memories' text and metadata come with the answer unless
+        ``include_contents`` is False; their key and value vectors (a copy each) only
+        with ``include_vectors``.
         """
         bank = self.bank(bank_name)
         model = self.model_of(bank)
@@ -309,7 +311,9 @@ class Engine:
         _check_deadline(deadline)
         bank_seq = bank.last_seq
         output = self._run(bank, model, params, np.ascontiguousarray(queries), deadline)
-        attended = {i for hop in output.hops for row in hop.ids for i in row if i}
+        attended: set[str] = set()
+        if include_contents or include_vectors:
+            attended = {i for hop in output.hops for row in hop.ids for i in row if i}
         records: dict[str, MemoryRecord] = {}
         if include_vectors:
             ordered = sorted(attended)
@@ -319,7 +323,7 @@ class Engine:
         return QueryAnswer(
             output=output,
             unknown_words=unknown,
-            contents=bank.contents(attended),
+            contents=bank.contents(attended) if include_contents else {},
             records=records,
             bank_seq=bank_seq,
             model=info,

@@ -61,6 +61,12 @@ def test_async_client_covers_banks_memories_queries_and_models(
             )
             (hop,) = tailed.results[0].hops
             assert 0 < hop.tail_weight < 1e-3  # m3 and s3 hold nearly all the mass
+            arrays = await client.query_arrays(
+                name, query_vectors=np.eye(DIM)[[3]], k=2, hops=1, tail_samples=2 * DIM
+            )
+            assert list(arrays.ids[0, 0]) == [m.id for m in hop.memories]
+            assert arrays.tail_weights is not None
+            assert arrays.tail_weights[0, 0] == pytest.approx(hop.tail_weight)
             assert sum(m.weight for m in hop.memories) + hop.tail_weight == pytest.approx(1.0)
             assert await client.delete(name, ["s0", "s1", "s2", "s3"]) == DIM
 

@@ -77,6 +77,32 @@ def test_malformed_responses_raise_internal_error() -> None:
         _convert.query_response(bad)
 
 
+def _arrays_response(n_ids: int = 4) -> query_pb2.QueryResponse:
+    arrays = query_pb2.QueryArrays(
+        ids=["a", "b", "c", ""][:n_ids],
+        scores=to_tensor(np.array([[[2.0, 1.0]], [[3.0, -np.inf]]])),  # (B=2, H=1, K=2)
+        weights=to_tensor(np.array([[[0.7, 0.3]], [[1.0, 0.0]]])),
+        readouts=to_tensor(np.ones((2, 3))),
+        answers=["x", "y"],
+        probabilities=to_tensor(np.array([0.5, 0.9])),
+    )
+    return query_pb2.QueryResponse(arrays=arrays, model="m", bank_seq=3)
+
+
+def test_query_arrays_convert_and_check_their_shapes() -> None:
+    arrays = _convert.query_arrays(_arrays_response())
+    assert arrays.ids.shape == (2, 1, 2) and arrays.ids[1, 0, 0] == "c"
+    assert np.isneginf(arrays.scores[1, 0, 1]) and arrays.weights.dtype == np.float32
+    assert arrays.probabilities.tolist() == pytest.approx([0.5, 0.9])
+    assert (arrays.answers, arrays.tail_weights, arrays.bank_seq) == (["x", "y"], None, 3)
+    with pytest.raises(errors.InternalError, match="disagree"):
+        _convert.query_arrays(_arrays_response(n_ids=3))
+    missing = _arrays_response()
+    missing.arrays.ClearField("readouts")
+    with pytest.raises(errors.InternalError, match="required"):
+        _convert.query_arrays(missing)
+
+
 def test_field_is_read_from_the_status_message_or_trailing_metadata() -> None:
     prefixed = errors.from_rpc_error(
         grpc.StatusCode.ALREADY_EXISTS, "name: bank 'x' already exists"

@@ -136,6 +136,18 @@ def test_vector_query_attends_to_the_matching_key(
         np.testing.assert_array_equal(hop.memories[0].key, keys[int(expected[1])])
         assert result.readout.shape == (DIM,) and result.readout.dtype == np.float32
 
+    arrays = client.query_arrays(name, query_vectors=queries, k=4, hops=1)
+    assert (arrays.model, arrays.bank_seq) == (response.model, response.bank_seq)
+    assert arrays.ids.shape == arrays.weights.shape == arrays.scores.shape == (2, 1, 4)
+    assert arrays.weights.dtype == np.float32 and arrays.readouts.shape == (2, DIM)
+    for b, result in enumerate(response.results):
+        assert list(arrays.ids[b, 0]) == [m.id for m in result.hops[0].memories]
+        np.testing.assert_array_equal(
+            arrays.weights[b, 0], [m.weight for m in result.hops[0].memories]
+        )
+        np.testing.assert_array_equal(arrays.readouts[b], result.readout)
+    assert arrays.tail_weights is None and arrays.answers == [] and arrays.probabilities.size == 0
+
     two_hops = client.query(name, query_vectors=queries[:1], k=3, hops=2, attention="hard")
     assert [h.hop for h in two_hops.results[0].hops] == [1, 2]
     assert all(max(m.weight for m in h.memories) == 1.0 for h in two_hops.results[0].hops)
@@ -218,5 +230,9 @@ def test_text_bank_answers_the_babi_story(
     assert result.hops and all(len(h.memories) == len(QA1_STORY) for h in result.hops)
     attended = max(result.hops[-1].memories, key=lambda m: m.weight)
     assert "Mary" in attended.text or "bathroom" in attended.text
+    arrays = client.query_arrays(name, questions=["Where is Mary?", "Where is Zaphod?"])
+    assert arrays.answers[0] == "bathroom" and arrays.probabilities.shape == (2,)
+    assert arrays.probabilities[0] == pytest.approx(result.probability)
+    assert arrays.unknown_words == ["zaphod"] and arrays.ids.shape[:2] == (2, len(result.hops))
     unknown = client.query(name, "Where is Zaphod?").results[0]
     assert "zaphod" in [w.lower() for w in unknown.unknown_words]

@@ -32,6 +32,7 @@ class Recorder:
             ids=[[f"r{int(q[0])}"] for q in queries],
             scores=np.zeros((n, 1), np.float32),
             weights=np.ones((n, 1), np.float32),
+            tail_weights=queries[:, 0].copy(),  # (B,): each row's own, to check the slicing
         )
         return QueryOutput(readout=queries * 2, hops=[hop], answer_probs=None)
 
@@ -57,6 +58,9 @@ def test_requests_arriving_while_busy_share_one_forward_and_get_their_own_rows()
         assert isinstance(output, QueryOutput)
         np.testing.assert_array_equal(output.readout, _rows(value * 2, 2))
         assert output.hops[0].ids == [[f"r{value}"], [f"r{value}"]]
+        tails = output.hops[0].tail_weights
+        assert tails is not None
+        np.testing.assert_array_equal(tails, [value, value])
 
 
 def test_different_parameters_are_never_mixed_and_max_batch_holds() -> None:

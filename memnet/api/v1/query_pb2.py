@@ -25,27 +25,31 @@ _sym_db = _symbol_database.Default()
 from memnet.api.v1 import tensor_pb2 as memnet_dot_api_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19memnet/api/v1/query.proto\x12\rmemnet.api.v1\x1a\x1amemnet/api/v1/tensor.proto\"\xea\x02\n\x0cQueryRequest\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x11\n\tquestions\x18\x02 \x03(\t\x12,\n\rquery_vectors\x18\x03 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12\t\n\x01k\x18\x04 \x01(\r\x12\x0c\n\x04hops\x18\x05 \x01(\r\x12\x34\n\x0e\x61ttention_mode\x18\x06 \x01(\x0e\x32\x1c.memnet.api.v1.AttentionMode\x12\x1c\n\x14metadata_filter_json\x18\x07 \x01(\t\x12\x17\n\x0finclude_vectors\x18\x08 \x01(\x08\x12\x13\n\x0btop_answers\x18\t \x01(\r\x12\x16\n\tef_search\x18\n \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x0b \x01(\rH\x01\x88\x01\x01\x12\x19\n\x0ctail_samples\x18\x0c \x01(\rH\x02\x88\x01\x01\x42\x0c\n\n_ef_searchB\t\n\x07_nprobeB\x0f\n\r_tail_samples\"6\n\x0f\x41nswerCandidate\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\xaa\x01\n\x0e\x41ttendedMemory\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06weight\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12\"\n\x03key\x18\x06 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12$\n\x05value\x18\x07 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\"a\n\x0cHopAttention\x12\x0b\n\x03hop\x18\x01 \x01(\r\x12/\n\x08memories\x18\x02 \x03(\x0b\x32\x1d.memnet.api.v1.AttendedMemory\x12\x13\n\x0btail_weight\x18\x03 \x01(\x02\"\xd2\x01\n\x0bQueryResult\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x34\n\x0c\x61lternatives\x18\x03 \x03(\x0b\x32\x1e.memnet.api.v1.AnswerCandidate\x12&\n\x07readout\x18\x04 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12)\n\x04hops\x18\x05 \x03(\x0b\x32\x1b.memnet.api.v1.HopAttention\x12\x15\n\runknown_words\x18\x06 \x03(\t\"]\n\rQueryResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.memnet.api.v1.QueryResult\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_seq\x18\x03 \x01(\x04*|\n\rAttentionMode\x12\x1e\n\x1a\x41TTENTION_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTENTION_MODE_SPARSE\x10\x01\x12\x17\n\x13\x41TTENTION_MODE_SOFT\x10\x02\x12\x17\n\x13\x41TTENTION_MODE_HARD\x10\x03\x32R\n\x0cQueryService\x12\x42\n\x05Query\x12\x1b.memnet.api.v1.QueryRequest\x1a\x1c.memnet.api.v1.QueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19memnet/api/v1/query.proto\x12\rmemnet.api.v1\x1a\x1amemnet/api/v1/tensor.proto\"\x97\x03\n\x0cQueryRequest\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\x11\n\tquestions\x18\x02 \x03(\t\x12,\n\rquery_vectors\x18\x03 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12\t\n\x01k\x18\x04 \x01(\r\x12\x0c\n\x04hops\x18\x05 \x01(\r\x12\x34\n\x0e\x61ttention_mode\x18\x06 \x01(\x0e\x32\x1c.memnet.api.v1.AttentionMode\x12\x1c\n\x14metadata_filter_json\x18\x07 \x01(\t\x12\x17\n\x0finclude_vectors\x18\x08 \x01(\x08\x12\x13\n\x0btop_answers\x18\t \x01(\r\x12\x16\n\tef_search\x18\n \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06nprobe\x18\x0b \x01(\rH\x01\x88\x01\x01\x12\x19\n\x0ctail_samples\x18\x0c \x01(\rH\x02\x88\x01\x01\x12+\n\x06layout\x18\r \x01(\x0e\x32\x1b.memnet.api.v1.ResultLayoutB\x0c\n\n_ef_searchB\t\n\x07_nprobeB\x0f\n\r_tail_samples\"6\n\x0f\x41nswerCandidate\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\"\xaa\x01\n\x0e\x41ttendedMemory\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x0e\n\x06weight\x18\x03 \x01(\x02\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\rmetadata_json\x18\x05 \x01(\t\x12\"\n\x03key\x18\x06 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12$\n\x05value\x18\x07 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\"a\n\x0cHopAttention\x12\x0b\n\x03hop\x18\x01 \x01(\r\x12/\n\x08memories\x18\x02 \x03(\x0b\x32\x1d.memnet.api.v1.AttendedMemory\x12\x13\n\x0btail_weight\x18\x03 \x01(\x02\"\xd2\x01\n\x0bQueryResult\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\x13\n\x0bprobability\x18\x02 \x01(\x02\x12\x34\n\x0c\x61lternatives\x18\x03 \x03(\x0b\x32\x1e.memnet.api.v1.AnswerCandidate\x12&\n\x07readout\x18\x04 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12)\n\x04hops\x18\x05 \x03(\x0b\x32\x1b.memnet.api.v1.HopAttention\x12\x15\n\runknown_words\x18\x06 \x03(\t\"\x95\x02\n\x0bQueryArrays\x12\x0b\n\x03ids\x18\x01 \x03(\t\x12%\n\x06scores\x18\x02 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12&\n\x07weights\x18\x03 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12+\n\x0ctail_weights\x18\x04 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12\'\n\x08readouts\x18\x05 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12\x0f\n\x07\x61nswers\x18\x06 \x03(\t\x12,\n\rprobabilities\x18\x07 \x01(\x0b\x32\x15.memnet.api.v1.Tensor\x12\x15\n\runknown_words\x18\x08 \x03(\t\"\x89\x01\n\rQueryResponse\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.memnet.api.v1.QueryResult\x12\r\n\x05model\x18\x02 \x01(\t\x12\x10\n\x08\x62\x61nk_seq\x18\x03 \x01(\x04\x12*\n\x06\x61rrays\x18\x04 \x01(\x0b\x32\x1a.memnet.api.v1.QueryArrays*|\n\rAttentionMode\x12\x1e\n\x1a\x41TTENTION_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41TTENTION_MODE_SPARSE\x10\x01\x12\x17\n\x13\x41TTENTION_MODE_SOFT\x10\x02\x12\x17\n\x13\x41TTENTION_MODE_HARD\x10\x03*c\n\x0cResultLayout\x12\x1d\n\x19RESULT_LAYOUT_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESULT_LAYOUT_MEMORIES\x10\x01\x12\x18\n\x14RESULT_LAYOUT_ARRAYS\x10\x02\x32R\n\x0cQueryService\x12\x42\n\x05Query\x12\x1b.memnet.api.v1.QueryRequest\x1a\x1c.memnet.api.v1.QueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memnet.api.v1.query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ATTENTIONMODE']._serialized_start=1073
-  _globals['_ATTENTIONMODE']._serialized_end=1197
+  _globals['_ATTENTIONMODE']._serialized_start=1443
+  _globals['_ATTENTIONMODE']._serialized_end=1567
+  _globals['_RESULTLAYOUT']._serialized_start=1569
+  _globals['_RESULTLAYOUT']._serialized_end=1668
   _globals['_QUERYREQUEST']._serialized_start=73
-  _globals['_QUERYREQUEST']._serialized_end=435
-  _globals['_ANSWERCANDIDATE']._serialized_start=437
-  _globals['_ANSWERCANDIDATE']._serialized_end=491
-  _globals['_ATTENDEDMEMORY']._serialized_start=494
-  _globals['_ATTENDEDMEMORY']._serialized_end=664
-  _globals['_HOPATTENTION']._serialized_start=666
-  _globals['_HOPATTENTION']._serialized_end=763
-  _globals['_QUERYRESULT']._serialized_start=766
-  _globals['_QUERYRESULT']._serialized_end=976
-  _globals['_QUERYRESPONSE']._serialized_start=978
-  _globals['_QUERYRESPONSE']._serialized_end=1071
-  _globals['_QUERYSERVICE']._serialized_start=1199
-  _globals['_QUERYSERVICE']._serialized_end=1281
+  _globals['_QUERYREQUEST']._serialized_end=480
+  _globals['_ANSWERCANDIDATE']._serialized_start=482
+  _globals['_ANSWERCANDIDATE']._serialized_end=536
+  _globals['_ATTENDEDMEMORY']._serialized_start=539
+  _globals['_ATTENDEDMEMORY']._serialized_end=709
+  _globals['_HOPATTENTION']._serialized_start=711
+  _globals['_HOPATTENTION']._serialized_end=808
+  _globals['_QUERYRESULT']._serialized_start=811
+  _globals['_QUERYRESULT']._serialized_end=1021
+  _globals['_QUERYARRAYS']._serialized_start=1024
+  _globals['_QUERYARRAYS']._serialized_end=1301
+  _globals['_QUERYRESPONSE']._serialized_start=1304
+  _globals['_QUERYRESPONSE']._serialized_end=1441
+  _globals['_QUERYSERVICE']._serialized_start=1670
+  _globals['_QUERYSERVICE']._serialized_end=1752
 # @@protoc_insertion_point(module_scope)

@@ -14,13 +14,22 @@ class AttentionMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ATTENTION_MODE_SPARSE: _ClassVar[AttentionMode]
     ATTENTION_MODE_SOFT: _ClassVar[AttentionMode]
     ATTENTION_MODE_HARD: _ClassVar[AttentionMode]
+
+class ResultLayout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESULT_LAYOUT_UNSPECIFIED: _ClassVar[ResultLayout]
+    RESULT_LAYOUT_MEMORIES: _ClassVar[ResultLayout]
+    RESULT_LAYOUT_ARRAYS: _ClassVar[ResultLayout]
 ATTENTION_MODE_UNSPECIFIED: AttentionMode
 ATTENTION_MODE_SPARSE: AttentionMode
 ATTENTION_MODE_SOFT: AttentionMode
 ATTENTION_MODE_HARD: AttentionMode
+RESULT_LAYOUT_UNSPECIFIED: ResultLayout
+RESULT_LAYOUT_MEMORIES: ResultLayout
+RESULT_LAYOUT_ARRAYS: ResultLayout
 
 class QueryRequest(_message.Message):
-    __slots__ = ("bank", "questions", "query_vectors", "k", "hops", "attention_mode", "metadata_filter_json", "include_vectors", "top_answers", "ef_search", "nprobe", "tail_samples")
+    __slots__ = ("bank", "questions", "query_vectors", "k", "hops", "attention_mode", "metadata_filter_json", "include_vectors", "top_answers", "ef_search", "nprobe", "tail_samples", "layout")
     BANK_FIELD_NUMBER: _ClassVar[int]
     QUESTIONS_FIELD_NUMBER: _ClassVar[int]
     QUERY_VECTORS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +42,7 @@ class QueryRequest(_message.Message):
     EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
     NPROBE_FIELD_NUMBER: _ClassVar[int]
     TAIL_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
     bank: str
     questions: _containers.RepeatedScalarFieldContainer[str]
     query_vectors: _tensor_pb2.Tensor
@@ -45,7 +55,8 @@ class QueryRequest(_message.Message):
     ef_search: int
     nprobe: int
     tail_samples: int
-    def __init__(self, bank: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., query_vectors: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., hops: _Optional[int] = ..., attention_mode: _Optional[_Union[AttentionMode, str]] = ..., metadata_filter_json: _Optional[str] = ..., include_vectors: _Optional[bool] = ..., top_answers: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., tail_samples: _Optional[int] = ...) -> None: ...
+    layout: ResultLayout
+    def __init__(self, bank: _Optional[str] = ..., questions: _Optional[_Iterable[str]] = ..., query_vectors: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., k: _Optional[int] = ..., hops: _Optional[int] = ..., attention_mode: _Optional[_Union[AttentionMode, str]] = ..., metadata_filter_json: _Optional[str] = ..., include_vectors: _Optional[bool] = ..., top_answers: _Optional[int] = ..., ef_search: _Optional[int] = ..., nprobe: _Optional[int] = ..., tail_samples: _Optional[int] = ..., layout: _Optional[_Union[ResultLayout, str]] = ...) -> None: ...
 
 class AnswerCandidate(_message.Message):
     __slots__ = ("answer", "probability")
@@ -99,12 +110,34 @@ class QueryResult(_message.Message):
     unknown_words: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, answer: _Optional[str] = ..., probability: _Optional[float] = ..., alternatives: _Optional[_Iterable[_Union[AnswerCandidate, _Mapping]]] = ..., readout: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., hops: _Optional[_Iterable[_Union[HopAttention, _Mapping]]] = ..., unknown_words: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class QueryArrays(_message.Message):
+    __slots__ = ("ids", "scores", "weights", "tail_weights", "readouts", "answers", "probabilities", "unknown_words")
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    SCORES_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    TAIL_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    READOUTS_FIELD_NUMBER: _ClassVar[int]
+    ANSWERS_FIELD_NUMBER: _ClassVar[int]
+    PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
+    UNKNOWN_WORDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    scores: _tensor_pb2.Tensor
+    weights: _tensor_pb2.Tensor
+    tail_weights: _tensor_pb2.Tensor
+    readouts: _tensor_pb2.Tensor
+    answers: _containers.RepeatedScalarFieldContainer[str]
+    probabilities: _tensor_pb2.Tensor
+    unknown_words: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., tail_weights: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., readouts: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., answers: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., unknown_words: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class QueryResponse(_message.Message):
-    __slots__ = ("results", "model", "bank_seq")
+    __slots__ = ("results", "model", "bank_seq", "arrays")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BANK_SEQ_FIELD_NUMBER: _ClassVar[int]
+    ARRAYS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[QueryResult]
     model: str
     bank_seq: int
-    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., model: _Optional[str] = ..., bank_seq: _Optional[int] = ...) -> None: ...
+    arrays: QueryArrays
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., model: _Optional[str] = ..., bank_seq: _Optional[int] = ..., arrays: _Optional[_Union[QueryArrays, _Mapping]] = ...) -> None: ...

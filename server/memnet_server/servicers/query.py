@@ -21,6 +21,7 @@ from memnet_server.convert import (
     parse_json_object,
 )
 from memnet_server.engine import Engine, QueryAnswer, QueryParams
+from memnet_server.servicers.query_arrays import decode_layout, encode_arrays
 
 DEFAULT_TOP_ANSWERS = 5
 MAX_QUESTION_BYTES = 64 * 1024
@@ -188,6 +189,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         params = decode_params(request, self._settings)
         top = decode_top_answers(request, self._settings)
         questions, vectors = decode_inputs(request, self._settings)
+        as_arrays = decode_layout(request)
         remaining_s = context.time_remaining()  # huge, not None, when the call has no deadline
         has_deadline = remaining_s is not None and remaining_s < NO_DEADLINE_S
         deadline = time.monotonic() + remaining_s if has_deadline else None
@@ -198,7 +200,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             vectors=vectors,
             deadline=deadline,
             include_vectors=request.include_vectors,
+            include_contents=not as_arrays,
         )
+        if as_arrays:
+            return query_pb2.QueryResponse(
+                arrays=encode_arrays(answer), model=answer.model.name, bank_seq=answer.bank_seq
+            )
         rows = answer.output.readout.shape[0]
         orders = weight_orders(answer)
         return query_pb2.QueryResponse(

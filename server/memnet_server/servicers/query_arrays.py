@@ -1,0 +1,71 @@
+"""RESULT_LAYOUT_ARRAYS: a whole batch's answers and attention as packed arrays.
+
+One ``QueryArrays`` message per response instead of B results with H·K attended
+memory messages each: the per-memory protobuf work, the text/metadata lookup and most
+of the response bytes go away, which is what a high-rate caller pays for.
+"""
+
+from __future__ import annotations
+
+from itertools import chain
+
+import numpy as np
+
+from memnet.api.tensors import to_tensor
+from memnet.api.v1 import query_pb2
+from memnet.errors import InvalidArgument
+from memnet_server.engine import QueryAnswer
+
+
+def decode_layout(request: query_pb2.QueryRequest) -> bool:
+    """True for RESULT_LAYOUT_ARRAYS; INVALID_ARGUMENT for an unknown layout or one that
+    cannot carry what the request asks for."""
+    layout = request.layout
+    if layout not in query_pb2.ResultLayout.values():
+        raise InvalidArgument(f"layout {layout} is not a ResultLayout", field="layout")
+    arrays = layout == query_pb2.RESULT_LAYOUT_ARRAYS
+    if arrays and request.include_vectors:
+        raise InvalidArgument(
+            "include_vectors needs RESULT_LAYOUT_MEMORIES (RESULT_LAYOUT_ARRAYS carries no "
+            "per-memory vectors)",
+            field="include_vectors",
+        )
+    return arrays
+
+
+def _sorted_ids(ids: list[list[str]], order: np.ndarray, identity: bool) -> list[list[str]]:
+    """Each row's ids in ``order`` (B, K); unchanged when the order is the identity."""
+    if identity:
+        return ids
+    return [[row[j] for j in row_order] for row, row_order in zip(ids, order.tolist(), strict=True)]
+
+
+def encode_arrays(answer: QueryAnswer) -> query_pb2.QueryArrays:
+    """The (B, H, K) ids, scores and weights, (B, D) readouts and the answers of ``answer``."""
+    output, info = answer.output, answer.model
+    B = output.readout.shape[0]
+    K = output.hops[0].weights.shape[1]
+    scores, weights, ids_by_hop = [], [], []
+    for hop in output.hops:
+        order = np.argsort(-hop.weights, axis=1, kind="stable")  # (B, K), highest weight first
+        identity = bool((order == np.arange(K)).all())
+        weights.append(hop.weights if identity else np.take_along_axis(hop.weights, order, 1))
+        scores.append(hop.scores if identity else np.take_along_axis(hop.scores, order, 1))
+        ids_by_hop.append(_sorted_ids(hop.ids, order, identity))
+    arrays = query_pb2.QueryArrays(
+        scores=to_tensor(np.stack(scores, axis=1)),  # (B, H, K)
+        weights=to_tensor(np.stack(weights, axis=1)),  # (B, H, K)
+        readouts=to_tensor(output.readout),  # (B, D)
+        unknown_words=sorted(set(chain.from_iterable(answer.unknown_words))),
+    )
+    arrays.ids.extend(
+        chain.from_iterable(hop_ids[b] for b in range(B) for hop_ids in ids_by_hop)
+    )  # row-major over (B, H, K)
+    tails = [hop.tail_weights for hop in output.hops if hop.tail_weights is not None]
+    if len(tails) == len(output.hops):
+        arrays.tail_weights.CopyFrom(to_tensor(np.stack(tails, axis=1)))  # (B, H)
+    if output.answer_probs is not None and info.answer_vocab:
+        best = output.answer_probs.argmax(axis=1)  # (B,)
+        arrays.answers.extend(info.answer_vocab[i] for i in best.tolist())
+        arrays.probabilities.CopyFrom(to_tensor(output.answer_probs[np.arange(B), best]))
+    return arrays
