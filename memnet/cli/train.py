@@ -45,6 +45,7 @@ def register(subparsers: Any) -> None:
         help="batches per length-sorting pool (0 = plain random batches)",
     )
     g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
+    g.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (optimizer's)")
     g.add_argument("--max-grad-norm", type=float, default=40.0, help="per weight matrix")
     g.add_argument("--random-noise", type=float, default=0.1, help="RN fraction (0 = off)")
     g.add_argument("--memory-size", type=int, default=50, help="most recent sentences kept")
@@ -62,6 +63,15 @@ def register(subparsers: Any) -> None:
         default="none",
         help="after each hop's update: half_relu = ReLU on half the units",
     )
+    m.add_argument(
+        "--head",
+        choices=["linear", "relational"],
+        default="linear",
+        help="answer head: linear W u_H, or plus a relation network over the hops' readouts",
+    )
+    m.add_argument("--relation-dim", type=int, default=128, help="relation network width")
+    m.add_argument("--relation-layers", type=int, default=2, help="relation network depth")
+    m.add_argument("--dropout", type=float, default=0.0, help="in the relation network")
     m.add_argument("--no-position-encoding", action="store_true")
     m.add_argument("--no-temporal", action="store_true")
     p.set_defaults(func=run)
@@ -112,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         random_noise=args.random_noise,
         val_fraction=args.val_fraction,
         optimizer=args.optimizer,
+        weight_decay=args.weight_decay,
         seed=args.seed,
         threads=args.threads,
     )
@@ -122,6 +133,10 @@ def run(args: argparse.Namespace) -> int:
         "scoring": args.scoring,
         "heads": args.heads,
         "activation": args.activation,
+        "head": args.head,
+        "relation_dim": args.relation_dim,
+        "relation_layers": args.relation_layers,
+        "dropout": args.dropout,
         "position_encoding": not args.no_position_encoding,
     }
     if args.no_temporal:

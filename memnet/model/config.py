@@ -10,10 +10,12 @@ from memnet.errors import InvalidArgument
 Tying = Literal["adjacent", "layerwise", "kv"]
 Scoring = Literal["dot", "scaled_dot", "cosine"]
 Activation = Literal["none", "half_relu"]
+Head = Literal["linear", "relational"]
 
 TYINGS: tuple[str, ...] = ("adjacent", "layerwise", "kv")
 SCORINGS: tuple[str, ...] = ("dot", "scaled_dot", "cosine")
 ACTIVATIONS: tuple[str, ...] = ("none", "half_relu")
+HEADS: tuple[str, ...] = ("linear", "relational")
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,13 @@ class ModelConfig:
     # the units (Sukhbaatar et al. 2015, §4.4, joint training); "none" keeps it linear.
     activation: Activation = "none"
     init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
+    # The answer head: "linear" = softmax(W u_H) (Sukhbaatar et al. 2015, eq. 3);
+    # "relational" adds a relation network over the hops' readouts o_1..o_H and the
+    # question u_0 (Pavez et al. 2018, §3.3): W u_H + W_r Σ_{i,j} g([o_i; o_j; u_0]).
+    head: Head = "linear"
+    relation_dim: int = 128  # width of each layer of g
+    relation_layers: int = 2  # layers of g (Linear + ReLU each)
+    dropout: float = 0.0  # on the relation network's hidden units during training
 
     def __post_init__(self) -> None:
         if self.tying not in TYINGS:
@@ -48,9 +57,15 @@ class ModelConfig:
             raise InvalidArgument(f"activation must be one of {ACTIVATIONS}", field="activation")
         if self.scoring not in SCORINGS:
             raise InvalidArgument(f"scoring must be one of {SCORINGS}", field="scoring")
-        for name in ("vocab_size", "answer_size", "dim", "hops", "heads"):
+        if self.head not in HEADS:
+            raise InvalidArgument(f"head must be one of {HEADS}", field="head")
+        if not 0.0 <= self.dropout < 1.0:
+            raise InvalidArgument("dropout must be in [0, 1)", field="dropout")
+        for name in ("vocab_size", "answer_size", "dim", "hops", "heads", "relation_dim"):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be >= 1", field=name)
+        if self.relation_layers < 1:
+            raise InvalidArgument("relation_layers must be >= 1", field="relation_layers")
         if self.temporal_buckets < 0:
             raise InvalidArgument("temporal_buckets must be >= 0", field="temporal_buckets")
 

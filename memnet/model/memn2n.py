@@ -16,6 +16,7 @@ from torch import nn
 from memnet.model.attention import Attention, metric_scores, top_k_mask
 from memnet.model.config import ModelConfig
 from memnet.model.encoding import SentenceEncoder, TemporalEncoding
+from memnet.model.heads import RelationalHead
 from memnet.model.serving import AttentionMode
 
 
@@ -23,6 +24,7 @@ from memnet.model.serving import AttentionMode
 class HopOutput:
     scores: torch.Tensor  # (B, K) attention logits, -inf where masked
     weights: torch.Tensor  # (B, K) attention weights, 0 where masked
+    readout: torch.Tensor  # (B, D) o_h = Σ_i p_i c_i
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class MemN2N(nn.Module):
             nn.init.normal_(lin.weight, std=cfg.init_std)
         self.answer = nn.Linear(D, cfg.answer_size, bias=False)  # W
         nn.init.normal_(self.answer.weight, std=cfg.init_std)
+        self.relational = RelationalHead(cfg) if cfg.head == "relational" else None
 
     # --- encoders -------------------------------------------------------------------
     def _sentence_encoder(self) -> SentenceEncoder:
@@ -117,7 +120,17 @@ class MemN2N(nn.Module):
         """u (B, D), keys/values (B, K, D) with time terms, mask (B, K) -> u_{h+1}, attention."""
         scores, weights = self.attention(u, keys, mask, mode=mode, linear=linear)  # (B, K)
         o = torch.einsum("bk,bkd->bd", weights, values)  # (B, D)
-        return self.update(u, o, hop), HopOutput(scores, weights)
+        return self.update(u, o, hop), HopOutput(scores, weights, o)
+
+    def answer_logits(
+        self, u0: torch.Tensor, u: torch.Tensor, hops: list[HopOutput]
+    ) -> torch.Tensor:
+        """Answer logits (B, A) from u_0 (B, D), the final state u_H (B, D) and the hops."""
+        logits = self.answer(u)  # W u_H
+        if self.relational is not None:
+            readouts = torch.stack([h.readout for h in hops], dim=1)  # (B, H, D)
+            logits = logits + self.relational(readouts, u0)
+        return logits
 
     # --- a story as memory ----------------------------------------------------------
     def forward(
@@ -140,7 +153,7 @@ class MemN2N(nn.Module):
         B, M, _ = story.shape  # (B, M, T)
         if recency is None:
             recency = torch.arange(M).expand(B, M)
-        u = self.encode_question(question)  # (B, D)
+        u0 = u = self.encode_question(question)  # (B, D)
         encoded: dict[tuple[str, int], torch.Tensor] = {}
         hops: list[HopOutput] = []
         for h in range(self.cfg.hops):
@@ -157,7 +170,7 @@ class MemN2N(nn.Module):
             keys = self.add_time(raw_keys, recency, ks)
             u, out = self.hop(u, keys, encoded["v", vs], cand, h, mode=mode, linear=linear)
             hops.append(out)
-        return MemN2NOutput(self.answer(u), u, hops)
+        return MemN2NOutput(self.answer_logits(u0, u, hops), u, hops)
 
     @torch.no_grad()
     def zero_nil_(self) -> None:

@@ -193,15 +193,18 @@ class TextMemoryModel:
         k_eff = check_k(k, memory, mode)
         out: list[HopAttention] = []
         with torch.inference_mode(), torch_threads(self.threads):
-            u = torch.from_numpy(q)  # (B, D)
+            u0 = u = torch.from_numpy(q)  # (B, D)
+            hop_outputs = []
             for h in range(H):
                 res = memory.retrieve(u.numpy(), k_eff)
                 cand = Candidates.from_search(res, dim=cfg.dim)
                 keys = self.model.add_time(cand.keys, cand.recency, self.model.key_slot(h))
                 values = self.model.add_time(cand.values, cand.recency, self.model.value_slot(h))
                 u, att = self.model.hop(u, keys, values, cand.mask, h, mode=mode)
+                hop_outputs.append(att)
                 out.append(HopAttention(res.ids, att.scores.numpy(), att.weights.numpy()))
-            probs = torch.softmax(self.model.answer(u), dim=-1)  # (B, A)
+            logits = self.model.answer_logits(u0, u, hop_outputs)  # (B, A)
+            probs = torch.softmax(logits, dim=-1)
             return QueryOutput(readout=u.numpy().copy(), hops=out, answer_probs=probs.numpy())
 
 

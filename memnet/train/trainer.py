@@ -51,6 +51,7 @@ class TrainConfig:
     random_noise: float = 0.1  # fraction of empty memories interleaved in time (0 = off)
     val_fraction: float = 0.1
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
+    weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     seed: int = 0
     threads: int = 1
 
@@ -123,9 +124,9 @@ def clip_per_matrix(model: torch.nn.Module, max_norm: float) -> None:
 
 def make_optimizer(cfg: TrainConfig, model: MemN2N) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr)
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     raise InvalidArgument("optimizer must be 'sgd' or 'adam'", field="optimizer")
 
 

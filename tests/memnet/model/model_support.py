@@ -82,6 +82,7 @@ def tiny_checkpoint(
     heads: int = 1,
     dim: int = 16,
     activation: str = "none",
+    head: str = "linear",
     seed: int = 0,
 ) -> Checkpoint:
     import torch
@@ -98,6 +99,8 @@ def tiny_checkpoint(
         scoring=scoring,  # type: ignore[arg-type]
         heads=heads,
         activation=activation,  # type: ignore[arg-type]
+        head=head,  # type: ignore[arg-type]
+        relation_dim=8,
         temporal_buckets=10,
     )
     model = MemN2N(cfg)

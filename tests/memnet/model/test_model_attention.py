@@ -9,6 +9,7 @@ import torch
 
 from memnet.model.attention import Attention, masked_softmax
 from memnet.model.config import ModelConfig
+from memnet.model.heads import RelationalHead
 from memnet.model.memn2n import MemN2N
 from memnet.model.serving import AttentionMode
 
@@ -118,3 +119,31 @@ def test_half_relu_rectifies_the_second_half_of_each_update(tying: str) -> None:
     assert (plain[:, 4:] < 0).any()  # the check below would pass trivially otherwise
     torch.testing.assert_close(got[:, :4], plain[:, :4])
     torch.testing.assert_close(got[:, 4:], plain[:, 4:].clamp(min=0))
+
+
+def test_relational_head_scores_every_ordered_pair_of_readouts() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        vocab_size=10,
+        answer_size=4,
+        dim=6,
+        hops=3,
+        head="relational",
+        relation_dim=5,
+        relation_layers=2,
+    )
+    head = RelationalHead(cfg).eval()
+    readouts, question = torch.randn(2, 3, 6), torch.randn(2, 6)  # (B, H, D), (B, D)
+    first = torch.cat([head.first_i.weight, head.first_j.weight, head.first_q.weight], dim=1)
+    expected = torch.zeros(2, 4)
+    for i in range(3):
+        for j in range(3):  # g([o_i; o_j; u_0]) with the first layer as one (R, 3D) matrix
+            pair = torch.cat([readouts[:, i], readouts[:, j], question], dim=-1)  # (B, 3D)
+            expected += head.out(head.rest(pair @ first.T + head.first_i.bias))
+    torch.testing.assert_close(head(readouts, question), expected)
+    model = MemN2N(cfg)
+    story, mask = torch.randint(1, 10, (2, 4, 3)), torch.ones(2, 4, dtype=torch.bool)
+    out = model(torch.randint(1, 10, (2, 3)), story, mask)
+    out.logits.sum().backward()
+    assert model.relational is not None and model.relational.first_j.weight.grad is not None
+    assert all(h.readout.shape == (2, 6) for h in out.hops)

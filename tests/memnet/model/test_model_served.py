@@ -39,13 +39,18 @@ def _bank(served: TextMemoryModel, *, cosine: bool = False) -> ArraySource:
 
 
 @pytest.mark.parametrize(
-    ("tying", "scoring", "heads"),
-    [("layerwise", "dot", 1), ("kv", "scaled_dot", 1), ("kv", "cosine", 2)],
+    ("tying", "scoring", "heads", "head"),
+    [
+        ("layerwise", "dot", 1, "linear"),
+        ("kv", "scaled_dot", 1, "linear"),
+        ("kv", "cosine", 2, "linear"),
+        ("kv", "dot", 1, "relational"),
+    ],
 )
 def test_story_in_a_bank_answers_like_the_training_forward(
-    tying: str, scoring: str, heads: int
+    tying: str, scoring: str, heads: int, head: str
 ) -> None:
-    served = as_served(tiny_checkpoint(tying=tying, scoring=scoring, heads=heads))
+    served = as_served(tiny_checkpoint(tying=tying, scoring=scoring, heads=heads, head=head))
     q, story, mask = _story_tensors(served)
     with torch.no_grad():
         ref = served.model(q, story, mask)

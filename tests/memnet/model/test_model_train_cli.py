@@ -1,0 +1,44 @@
+"""``memnet train`` passes every model and recipe flag into the checkpoint it writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memnet.cli import main
+from memnet.model.checkpoint import load_checkpoint
+
+
+def test_every_train_flag_reaches_the_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "flags.pt"
+    flags = [
+        "train", "--tasks", "1", "-o", str(out), "--name", "flags", "--no-progress",
+        "--seed", "3", "--epochs", "1", "--ls-epochs", "1", "--lr", "0.02", "--ls-lr", "0.004",
+        "--decay-every", "7", "--decay", "0.7", "--batch-size", "16", "--bucket", "0",
+        "--optimizer", "adam", "--weight-decay", "0.001", "--max-grad-norm", "20",
+        "--random-noise", "0.2", "--memory-size", "30", "--val-fraction", "0.2",
+        "--dim", "12", "--hops", "2", "--tying", "kv", "--scoring", "scaled_dot",
+        "--heads", "2", "--activation", "half_relu", "--head", "relational",
+        "--relation-dim", "10", "--relation-layers", "3", "--dropout", "0.1",
+        "--no-position-encoding", "--no-temporal",
+    ]  # fmt: skip
+    assert main(flags) == 0
+    assert "saved" in capsys.readouterr().out
+    ckpt = load_checkpoint(out)
+    m, t = ckpt.model_config, ckpt.train_config
+    assert (m.dim, m.hops, m.tying, m.scoring, m.heads) == (12, 2, "kv", "scaled_dot", 2)
+    assert (m.activation, m.head, m.relation_dim, m.relation_layers) == (
+        "half_relu",
+        "relational",
+        10,
+        3,
+    )
+    assert (m.dropout, m.position_encoding, m.temporal_buckets) == (0.1, False, 0)
+    assert (t["seed"], t["epochs"], t["ls_epochs"], t["lr"], t["ls_lr"]) == (3, 1, 1, 0.02, 0.004)
+    assert (t["decay_every"], t["decay"], t["batch_size"], t["bucket"]) == (7, 0.7, 16, 0)
+    assert (t["optimizer"], t["weight_decay"], t["max_grad_norm"]) == ("adam", 0.001, 20.0)
+    assert (t["random_noise"], t["memory_size"], t["val_fraction"]) == (0.2, 30, 0.2)
+    assert ckpt.name == "flags" and len(ckpt.metrics["history"]) == 2
