@@ -54,6 +54,7 @@ QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
 # and no bank): its rate is the ceiling of any handler's rate through grpcio's server here.
 NOOP_METHOD = "/grpc.health.v1.Health/Check"
 WRITE_CHUNK = 10_000
+SERVER_ENV: dict[str, str] = {}  # set from --server-env
 HNSW_M, EF_CONSTRUCTION, EF_SEARCH = 32, 40, 64
 
 
@@ -167,11 +168,12 @@ def measure_noop(
 
 
 class ServerProcess:
-    """``memnet serve`` in a child process on a free port."""
+    """``memnet serve`` in a child process on a free port; ``SERVER_ENV`` (``--server-env``)
+    is added to its environment only, never to the benchmark's own (raw FAISS) process."""
 
     def __init__(self, data_dir: Path, *, batching: bool) -> None:
         memnet = str(Path(sys.executable).with_name("memnet"))
-        env = {**os.environ, "MEMNET_METRICS_PORT": "0", "MEMNET_LOG_FORMAT": "json"}
+        env = {**os.environ, **SERVER_ENV, "MEMNET_METRICS_PORT": "0", "MEMNET_LOG_FORMAT": "json"}
         flags = ["--batching" if batching else "--no-batching", "--fsync", "none"]
         command = [memnet, "serve", "--port", "0", "--data-dir", str(data_dir), *flags]
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -459,16 +461,24 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=2, help="ABBA rounds per cell; the best QPS is kept"
     )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="environment of the server process only, e.g. OMP_NUM_THREADS=2 (repeatable)",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    SERVER_ENV.update(item.split("=", 1) for item in args.server_env)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     levels = [int(c) for c in args.concurrency.split(",")]
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, faiss {faiss.__version__} "
         f"({faiss.omp_get_max_threads()} OpenMP threads), grpcio {grpc.__version__}, "
         f"python {platform.python_version()}; {args.duration_s:.0f} s per cell; "
-        f"load average {os.getloadavg()[0]:.1f}"
+        f"load average {os.getloadavg()[0]:.1f}; server environment {SERVER_ENV or 'default'}"
     )
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="bench-service-"))
     load_rows: list[list[str]] = []

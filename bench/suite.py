@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import platform
+import re
 import shlex
 import subprocess
 import sys
@@ -230,9 +231,49 @@ def save(section: Section) -> None:
     (SECTIONS_DIR / f"suite-{section.part}.json").write_text(json.dumps(section.__dict__))
 
 
-def load(part: str) -> Section | None:
+def load(part: str, report_path: Path) -> Section | None:
+    """The part's last section: its JSON in bench/out, else as the existing report shows it
+    (bench/out is not committed, so a fresh clone re-running one part keeps the others)."""
     path = SECTIONS_DIR / f"suite-{part}.json"
-    return Section(**json.loads(path.read_text())) if path.exists() else None
+    if path.exists():
+        return Section(**json.loads(path.read_text()))
+    return section_from_report(report_path, part)
+
+
+_RUN_LINE = re.compile(
+    r"Run (?P<run_at>[^,]+), `(?P<command>[^`]+)`, (?P<minutes>[\d.]+) min; "
+    r"load average \(1 min\) (?P<load>.+?) on 2 cores\.\n\n"
+)
+
+
+def section_from_report(report_path: Path, part: str) -> Section | None:
+    """Parse one part back out of a report that ``report`` wrote; None if it is not there."""
+    if not report_path.exists():
+        return None
+    text = report_path.read_text()
+    title = TITLES[part]
+    head = f"\n## {title}\n\n"
+    start = text.find(head)
+    if start < 0:
+        return None
+    rest = text[start + len(head) :]
+    ends = [i for t in TITLES.values() if (i := rest.find(f"\n## {t}\n")) >= 0]
+    chunk = rest[: min(ends, default=len(rest))]
+    run = _RUN_LINE.match(chunk)
+    summary = re.search(
+        rf"\*\*{re.escape(title)}\*\* \([^)]*\):\n\n(?P<verdict>.*?)\n\n(?=\*\*|## )", text, re.S
+    )
+    if run is None or summary is None:
+        return None
+    return Section(
+        part=part,
+        verdict=summary["verdict"],
+        body=chunk[run.end() : -1] if chunk.endswith("\n") else chunk[run.end() :],
+        run_at=run["run_at"],
+        command=run["command"],
+        wall_s=float(run["minutes"]) * 60,
+        load_avg=run["load"],
+    )
 
 
 def report(out: Path, sections: list[Section], command: str) -> str:
@@ -297,7 +338,7 @@ def main() -> None:
         section = Section(part, verdict, body, run_at, command, wall_s, load_text)
         save(section)
         print(f"\n## {TITLES[part]}\n\n{verdict}\n\n{body}\n", flush=True)
-    sections = [s for s in (load(part) for part in PARTS) if s is not None]
+    sections = [s for s in (load(part, a.out) for part in PARTS) if s is not None]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(report(a.out, sections, command))
     print(f"wrote {a.out}")
