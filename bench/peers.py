@@ -16,16 +16,18 @@ Per system:
   before a search sees the data (Milvus Lite builds its index at ``flush`` +
   ``load_collection``; memnet, Chroma and Qdrant index during the insert calls);
 * query: one caller, one query at a time, k = 32; the smallest search beam
-  (ef) among EF_STEPS whose recall@32 ≥ 0.95 over the N_QUERIES queries is kept,
-  with its latency p50/p99 and QPS (= queries / elapsed).
+  (HNSW ef among EF_STEPS, IVF nprobe among NPROBE_STEPS) whose recall@32 ≥ 0.95 over
+  the N_QUERIES queries is kept, with its latency p50/p99 and QPS (= queries / elapsed).
 * Qdrant's local mode is a pure-Python exhaustive scan whose client warns above 20,000
   points; it is measured at QDRANT_M = 20,000 vectors, beside memnet at the same size.
 
 memnet stores a 128-d value with every key (it is a key-value memory; the peers store
-one vector), so it writes twice the bytes. memnet in-process is ``Bank.write`` /
-``Bank.search``; memnet gRPC is ``memnet serve`` in a child process driven through the
-SDK (``MemnetClient.write`` / ``MemnetClient.query``, which also returns the softmax
-attention over the 32 memories).
+one vector), so it writes twice the bytes. memnet runs twice per path, with an HNSW
+bank (M 32, efConstruction 40) and an IVF-Flat bank (√M lists, trained on the first
+39 per list). memnet in-process is ``Bank.write`` / ``Bank.search``; memnet gRPC is
+``memnet serve`` in a child process driven through the SDK (``MemnetClient.write`` /
+``MemnetClient.query_arrays``, which also returns the softmax attention over the 32
+memories).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -157,16 +160,34 @@ def version(dist: str) -> str:
         return "not installed"
 
 
+NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+def ivf_nlist(m: int) -> int:
+    """√M lists. Inserts here count until searchable, so they include the k-means
+    training on 39 keys per list: with 4·√M lists (the low end of FAISS's 4–16·√N
+    guideline) training alone took 1.1 s of 1.9 s for 100k durable writes, with √M
+    0.06 s of 0.67 s (149k writes/s); k = 32 at recall 0.95 needs few lists either way."""
+    return max(16, round(m**0.5))
+
+
+def memnet_spec(kind: str, m: int) -> dict[str, Any]:
+    """The bank's index: HNSW32 (efConstruction 40) or IVF-Flat with √M lists."""
+    if kind == "hnsw":
+        return {"kind": "hnsw", "hnsw_m": 32, "ef_construction": 40, "ef_search": 64}
+    return {"kind": "ivf", "nlist": ivf_nlist(m), "nprobe": 16}
+
+
 def run_memnet_inproc(
-    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path
+    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path, *, kind: str = "hnsw"
 ) -> PeerResult:
-    from memnet.store import BankConfig, IndexKind, IndexSpec, MemoryBatch, MemoryStore, Metric
+    from memnet.store import BankConfig, IndexSpec, MemoryBatch, MemoryStore, Metric
 
     res = PeerResult(
-        "memnet in-process (HNSW)", version("memnet"), ds.m, "fsync per write (default)"
+        f"memnet in-process ({kind.upper()})", version("memnet"), ds.m, "fsync per write (default)"
     )
     store = MemoryStore(root / "memnet")
-    spec = IndexSpec(kind=IndexKind.HNSW, hnsw_m=32, ef_construction=40, ef_search=64)
+    spec = IndexSpec.model_validate(memnet_spec(kind, ds.m))
     bank = store.create_bank(
         BankConfig(
             name="peers", key_dim=ds.d, value_dim=ds.d, metric=Metric.INNER_PRODUCT, index=spec
@@ -180,10 +201,19 @@ def run_memnet_inproc(
 
     timed_inserts(res, insert, ds.m)
 
-    def make(ef: int | None) -> Search:
-        return lambda q: [int(i) for i in bank.search(q[None], K, ef_search=ef).ids[0]]
+    def make(beam: int | None) -> Search:
+        tuning = {"nprobe": beam} if kind == "ivf" else {"ef_search": beam}
 
-    tune_and_measure(res, make, queries, t)
+        def search(q: np.ndarray) -> list[int]:  # "" pads a row with fewer than K found
+            return [int(i) for i in bank.search(q[None], K, **tuning).ids[0] if i]
+
+        return search
+
+    tune_and_measure(res, make, queries, t, efs=NPROBE_STEPS if kind == "ivf" else EF_STEPS)
+    if kind == "ivf":
+        res.note = (
+            f"IVF-Flat, nlist {spec.nlist} (trained on the first {39 * spec.nlist:,}); nprobe tuned"
+        )
     store.close()
     return res
 
@@ -214,23 +244,22 @@ def memnet_server(data_dir: Path) -> Iterator[str]:
 
 
 def run_memnet_grpc(
-    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path
+    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path, *, kind: str = "hnsw"
 ) -> PeerResult:
     from memnet_client import MemnetClient
     from memnet_client.models import IndexSpec
 
     res = PeerResult(
-        "memnet gRPC + SDK (HNSW)", version("memnet"), ds.m, "fsync per write (default)"
+        f"memnet gRPC + SDK ({kind.upper()})", version("memnet"), ds.m, "fsync per write (default)"
     )
     with memnet_server(root / "memnet-grpc") as target, MemnetClient(target) as client:
-        spec = IndexSpec(kind="hnsw", hnsw_m=32, ef_construction=40, ef_search=64)
         client.create_bank(
             "peers",
             model="vector",
             key_dim=ds.d,
             value_dim=ds.d,
             metric="inner_product",
-            index=spec,
+            index=IndexSpec.model_validate(memnet_spec(kind, ds.m)),
         )
         ids = datasets.ids_for(ds.m)
 
@@ -239,14 +268,17 @@ def run_memnet_grpc(
 
         timed_inserts(res, insert, ds.m)
 
-        def make(ef: int | None) -> Search:
+        def make(beam: int | None) -> Search:
+            tuning = {"nprobe": beam} if kind == "ivf" else {"ef_search": beam}
+
             def search(q: np.ndarray) -> list[int]:
-                out = client.query("peers", query_vectors=q[None], k=K, ef_search=ef)
-                return [int(mem.id) for mem in out.results[0].hops[0].memories]
+                out = client.query_arrays("peers", query_vectors=q[None], k=K, **tuning)  # type: ignore[arg-type]
+                return [int(i) for i in out.ids[0, 0] if i]
 
             return search
 
-        tune_and_measure(res, make, queries, t)
+        tune_and_measure(res, make, queries, t, efs=NPROBE_STEPS if kind == "ivf" else EF_STEPS)
+    res.note = "single queries through Query with RESULT_LAYOUT_ARRAYS (query_arrays)"
     return res
 
 
@@ -361,7 +393,9 @@ def run_qdrant(ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: P
 
 RUNNERS: dict[str, Callable[[datasets.Dataset, np.ndarray, np.ndarray, Path], PeerResult]] = {
     "memnet": run_memnet_inproc,
+    "memnet-ivf": partial(run_memnet_inproc, kind="ivf"),
     "memnet-grpc": run_memnet_grpc,
+    "memnet-grpc-ivf": partial(run_memnet_grpc, kind="ivf"),
     "chroma": run_chroma,
     "milvus": run_milvus,
     "qdrant": run_qdrant,
@@ -374,7 +408,7 @@ def run(sizes: list[int], systems: list[str], *, seed: int = 0) -> dict[str, Any
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     plan = [(m, [s for s in systems if s != "qdrant"]) for m in sizes]
     if "qdrant" in systems:
-        plan.append((QDRANT_M, [s for s in systems if s in ("memnet", "memnet-grpc", "qdrant")]))
+        plan.append((QDRANT_M, [s for s in systems if s.startswith("memnet") or s == "qdrant"]))
     for m, names in plan:
         ds = datasets.clustered_data(m, 128, N_QUERIES, seed=seed)
         true_ids = truth(ds.keys, ds.queries)
@@ -510,7 +544,7 @@ def body(data: dict[str, Any], png_dir: Path, out: Path) -> str:
                 "version",
                 "inserts/s (calls)",
                 "inserts/s until searchable",
-                "ef",
+                "ef / nprobe",
                 f"recall@{K}",
                 "p50 / p99 ms",
                 "QPS",
@@ -548,8 +582,8 @@ def body(data: dict[str, Any], png_dir: Path, out: Path) -> str:
             )
         )
     if res:
-        fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
-        labels = [f"{r['system']}\nM={r['m']:,}" for r in res]
+        fig, axes = plt.subplots(1, 2, figsize=(13, 1.5 + 0.32 * len(res)))
+        labels = [f"{r['system']}, M = {r['m']:,}" for r in res]
         axes[0].barh(labels, [_searchable(r) for r in res])
         axes[0].set_xscale("log")
         axes[0].set_xlabel("durable inserts/s until searchable (log)")
