@@ -25,8 +25,10 @@ export CONTAINERS_STORAGE_CONF="$repo/docker/podman/storage.conf"
 
 base_image=${MEMNET_BASE_IMAGE:-localhost/bookworm-py:base}
 if [ "$base_image" = localhost/bookworm-py:base ] && ! podman image exists "$base_image"; then
-  mirror=$(grep -hoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list.d/*.sources \
-    /etc/apt/sources.list 2>/dev/null | head -n1 | awk '{print $2}')
+  # The host's Debian mirror, from whichever apt source files exist (either may be absent;
+  # no match means debootstrap's default mirror).
+  mirror=$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+    | grep -oE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' | head -n1 | awk '{print $2}' || true)
   rootfs=$(mktemp -d /var/tmp/memnet-rootfs.XXXXXX)
   log "making $base_image with debootstrap from ${mirror:-the default mirror} (about 1-2 minutes)"
   debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
