@@ -83,6 +83,13 @@ def test_arrays_carry_the_text_models_answers(server: Running) -> None:
         from_tensor(arrays.probabilities, field="p"),
         np.array([r.probability for r in memories.results], np.float32),
     )
+    ids = np.array(arrays.ids, dtype=object).reshape(2, 3, 32)
+    weights = from_tensor(arrays.weights, field="weights")
+    for b, result in enumerate(memories.results):  # each hop sorted as the memories layout
+        for h, hop in enumerate(result.hops):
+            n = len(hop.memories)
+            assert list(ids[b, h, :n]) == [m.id for m in hop.memories]
+            np.testing.assert_array_equal(weights[b, h, :n], [m.weight for m in hop.memories])
     assert arrays.answers[0] == "bathroom"
     assert list(arrays.unknown_words) == ["zaphod"]
     assert len(arrays.ids) == 2 * 3 * 32  # B=2, the model's 3 hops, K = the default k
