@@ -38,7 +38,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,18 +150,20 @@ def run_service(
     return asyncio.run(_run_service(target, requests, workers, duration_s, method))
 
 
+def best_of(repeats: int, measure: Callable[[], Stats]) -> Stats:
+    """The run with the best QPS of ``repeats``: on a shared machine, the least disturbed."""
+    return max((measure() for _ in range(repeats)), key=lambda stats: stats.qps)
+
+
 def measure_noop(
     server: ServerProcess, levels: list[int], args: argparse.Namespace
 ) -> dict[int, Stats]:
     """Health checks at every concurrency, best of ``args.repeats``: the server's RPC ceiling."""
     request = [b""]  # an empty HealthCheckRequest: the whole server
     return {
-        c: max(
-            (
-                run_service(server.target, request, c, args.duration_s, NOOP_METHOD)
-                for _ in range(args.repeats)
-            ),
-            key=lambda stats: stats.qps,
+        c: best_of(
+            args.repeats,
+            lambda c=c: run_service(server.target, request, c, args.duration_s, NOOP_METHOD),
         )
         for c in levels
     }
@@ -292,11 +294,12 @@ def measure_rpc_batches(
             for i in range(0, len(queries) - b + 1, b)
         ]
         for c in RPC_BATCH_LEVELS:
-            runs = [
-                run_service(server.target, requests, c, args.duration_s)
-                for _ in range(args.repeats)
-            ]
-            stats = max(runs, key=lambda s: s.qps)
+            stats = best_of(
+                args.repeats,
+                lambda c=c, requests=requests: run_service(
+                    server.target, requests, c, args.duration_s
+                ),
+            )
             out[name, c] = Stats(p50_ms=stats.p50_ms, p99_ms=stats.p99_ms, qps=stats.qps * b)
     return out
 
@@ -327,20 +330,16 @@ def bench_vectors(
     raw.hnsw.efSearch = EF_SEARCH
     b = args.rpc_batch
     raw_stats = {
-        c: max(
-            (run_raw(raw, queries, args.k, c, args.duration_s) for _ in range(args.repeats)),
-            key=lambda stats: stats.qps,
+        c: best_of(
+            args.repeats, lambda c=c, index=raw: run_raw(index, queries, args.k, c, args.duration_s)
         )
         for c in sorted({*levels, *RPC_BATCH_LEVELS})
     }
     raw_batches = (
         {
-            c: max(
-                (
-                    run_raw(raw, queries, args.k, c, args.duration_s, batch=b)
-                    for _ in range(args.repeats)
-                ),
-                key=lambda stats: stats.qps,
+            c: best_of(
+                args.repeats,
+                lambda c=c, index=raw: run_raw(index, queries, args.k, c, args.duration_s, batch=b),
             )
             for c in RPC_BATCH_LEVELS
         }

@@ -161,6 +161,11 @@ def version(dist: str) -> str:
 
 
 NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# The search parameter each memnet index kind tunes for recall, and the values tried.
+BEAMS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "hnsw": ("ef_search", EF_STEPS),
+    "ivf": ("nprobe", NPROBE_STEPS),
+}
 
 
 def ivf_nlist(m: int) -> int:
@@ -201,15 +206,15 @@ def run_memnet_inproc(
 
     timed_inserts(res, insert, ds.m)
 
-    def make(beam: int | None) -> Search:
-        tuning = {"nprobe": beam} if kind == "ivf" else {"ef_search": beam}
+    beam_name, beams = BEAMS[kind]
 
+    def make(beam: int | None) -> Search:
         def search(q: np.ndarray) -> list[int]:  # "" pads a row with fewer than K found
-            return [int(i) for i in bank.search(q[None], K, **tuning).ids[0] if i]
+            return [int(i) for i in bank.search(q[None], K, **{beam_name: beam}).ids[0] if i]
 
         return search
 
-    tune_and_measure(res, make, queries, t, efs=NPROBE_STEPS if kind == "ivf" else EF_STEPS)
+    tune_and_measure(res, make, queries, t, efs=beams)
     if kind == "ivf":
         res.note = (
             f"IVF-Flat, nlist {spec.nlist} (trained on the first {39 * spec.nlist:,}); nprobe tuned"
@@ -268,16 +273,17 @@ def run_memnet_grpc(
 
         timed_inserts(res, insert, ds.m)
 
-        def make(beam: int | None) -> Search:
-            tuning = {"nprobe": beam} if kind == "ivf" else {"ef_search": beam}
+        beam_name, beams = BEAMS[kind]
 
+        def make(beam: int | None) -> Search:
             def search(q: np.ndarray) -> list[int]:
+                tuning = {beam_name: beam}
                 out = client.query_arrays("peers", query_vectors=q[None], k=K, **tuning)  # type: ignore[arg-type]
                 return [int(i) for i in out.ids[0, 0] if i]
 
             return search
 
-        tune_and_measure(res, make, queries, t, efs=NPROBE_STEPS if kind == "ivf" else EF_STEPS)
+        tune_and_measure(res, make, queries, t, efs=beams)
     res.note = "single queries through Query with RESULT_LAYOUT_ARRAYS (query_arrays)"
     return res
 

@@ -21,7 +21,7 @@ from memnet_server.convert import (
     parse_json_object,
 )
 from memnet_server.engine import Engine, QueryAnswer, QueryParams
-from memnet_server.servicers.query_arrays import decode_layout, encode_arrays
+from memnet_server.servicers.query_arrays import decode_layout, encode_arrays, hop_weight_order
 
 DEFAULT_TOP_ANSWERS = 5
 MAX_QUESTION_BYTES = 64 * 1024
@@ -137,7 +137,7 @@ def _add_hop(
 
 def weight_orders(answer: QueryAnswer) -> list[list[list[int]]]:
     """Per hop, per row: positions by weight, highest first (ties keep the score order)."""
-    return [np.argsort(-hop.weights, axis=1, kind="stable").tolist() for hop in answer.output.hops]
+    return [hop_weight_order(hop).tolist() for hop in answer.output.hops]
 
 
 def encode_result(

@@ -14,6 +14,7 @@ import numpy as np
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import query_pb2
 from memnet.errors import InvalidArgument
+from memnet.model.serving import HopAttention
 from memnet_server.engine import QueryAnswer
 
 
@@ -33,6 +34,12 @@ def decode_layout(request: query_pb2.QueryRequest) -> bool:
     return arrays
 
 
+def hop_weight_order(hop: HopAttention) -> np.ndarray:
+    """(B, K) positions of each row by weight, highest first (ties keep the score order):
+    the order both layouts list a hop's memories in."""
+    return np.argsort(-hop.weights, axis=1, kind="stable")
+
+
 def _sorted_ids(ids: list[list[str]], order: np.ndarray, identity: bool) -> list[list[str]]:
     """Each row's ids in ``order`` (B, K); unchanged when the order is the identity."""
     if identity:
@@ -47,7 +54,7 @@ def encode_arrays(answer: QueryAnswer) -> query_pb2.QueryArrays:
     K = output.hops[0].weights.shape[1]
     scores, weights, ids_by_hop = [], [], []
     for hop in output.hops:
-        order = np.argsort(-hop.weights, axis=1, kind="stable")  # (B, K), highest weight first
+        order = hop_weight_order(hop)  # (B, K)
         identity = bool((order == np.arange(K)).all())
         weights.append(hop.weights if identity else np.take_along_axis(hop.weights, order, 1))
         scores.append(hop.scores if identity else np.take_along_axis(hop.scores, order, 1))
