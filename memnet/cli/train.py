@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
     g.add_argument("--random-noise", type=float, default=0.1, help="RN fraction (0 = off)")
     g.add_argument("--memory-size", type=int, default=50, help="most recent sentences kept")
     g.add_argument("--val-fraction", type=float, default=0.1)
+    g.add_argument(
+        "--val-split",
+        choices=["story", "question"],
+        default="story",
+        help="hold out whole stories (default), or single questions as runs before "
+        "2026-12-01 did (bAbI repeats questions within a story, so that leaks)",
+    )
     g.add_argument("--threads", type=int, default=1, help="torch threads")
     m = p.add_argument_group("model")
     m.add_argument("--dim", type=int, default=50)
@@ -121,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
         max_grad_norm=args.max_grad_norm,
         random_noise=args.random_noise,
         val_fraction=args.val_fraction,
+        val_split=args.val_split,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         seed=args.seed,

@@ -33,6 +33,7 @@ class Example:
     question: tuple[str, ...]
     answer: str  # one answer class; list answers stay joined ("milk,apple")
     supporting: tuple[int, ...]  # line numbers of the supporting facts
+    story_id: int = 0  # 0-based index of the story in its file; its questions share it
 
 
 def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
@@ -40,6 +41,7 @@ def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
     examples: list[Example] = []
     story: list[tuple[str, ...]] = []
     ids: list[int] = []
+    story_id = -1
     for lineno, raw in enumerate(lines, start=1):
         line = raw.rstrip("\n")
         if not line.strip():
@@ -48,8 +50,9 @@ def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
         if not head.isdigit():
             raise InvalidArgument(f"bAbI line {lineno} does not start with a number", field="data")
         line_id = int(head)
-        if line_id == 1:
+        if line_id == 1 or story_id < 0:
             story, ids = [], []
+            story_id += 1
         if "\t" in rest:
             fields = rest.split("\t")
             if len(fields) < 2:
@@ -63,6 +66,7 @@ def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
                     question=tuple(tokenize(fields[0])),
                     answer=fields[1].strip().lower(),
                     supporting=supporting,
+                    story_id=story_id,
                 )
             )
         else:

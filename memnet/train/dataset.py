@@ -11,6 +11,7 @@ import numpy as np
 from memnet.data.babi import Example, load_task, task_file
 from memnet.data.tensors import BabiTensors, build_vocabularies, tensorize
 from memnet.data.vocab import Vocabulary
+from memnet.errors import InvalidArgument
 
 LOG = logging.getLogger(__name__)
 
@@ -38,15 +39,37 @@ def task_names(
     return names
 
 
+VAL_SPLITS = ("story", "question")
+
+
 def split_train_valid(
-    examples: list[Example], fraction: float, rng: np.random.Generator
+    examples: list[Example], fraction: float, rng: np.random.Generator, *, by: str = "story"
 ) -> tuple[list[Example], list[Example]]:
-    """Hold out ``fraction`` of one task's training questions for validation."""
-    order = rng.permutation(len(examples))
-    n_valid = round(fraction * len(examples))
-    valid = [examples[i] for i in sorted(order[:n_valid])]
-    train = [examples[i] for i in sorted(order[n_valid:])]
-    return train, valid
+    """Hold out ``fraction`` of one task's training stories (or questions) for validation.
+
+    ``by="story"`` holds out whole stories, every question of a story on one side: bAbI
+    asks the same question of the same story more than once (qa15, qa17, qa18), so a
+    question-level split puts exact copies of training questions into validation.
+    ``by="question"`` draws questions independently (the split of runs before
+    2026-12-01, kept to reproduce them).
+    """
+    if by == "question":
+        order = rng.permutation(len(examples))
+        n_valid = round(fraction * len(examples))
+        held = set(order[:n_valid].tolist())
+        return (
+            [ex for i, ex in enumerate(examples) if i not in held],
+            [ex for i, ex in enumerate(examples) if i in held],
+        )
+    if by != "story":
+        raise InvalidArgument(f"val_split must be one of {VAL_SPLITS}", field="val_split")
+    stories = sorted({ex.story_id for ex in examples})
+    order = rng.permutation(len(stories))
+    held_stories = {stories[i] for i in order[: round(fraction * len(stories))].tolist()}
+    return (
+        [ex for ex in examples if ex.story_id not in held_stories],
+        [ex for ex in examples if ex.story_id in held_stories],
+    )
 
 
 def load_splits(
@@ -57,15 +80,15 @@ def load_splits(
     val_fraction: float,
     seed: int,
     fallback_dir: Path | None = None,
+    val_split: str = "story",
 ) -> Splits:
     """Train and validation tensors; the vocabularies come from the training files."""
     rng = np.random.default_rng(seed)
     train_ex: list[Example] = []
     valid_ex: list[Example] = []
     for t in tasks:
-        tr, va = split_train_valid(
-            load_task(data_dir, t, "train", fallback_dir=fallback_dir), val_fraction, rng
-        )
+        examples = load_task(data_dir, t, "train", fallback_dir=fallback_dir)
+        tr, va = split_train_valid(examples, val_fraction, rng, by=val_split)
         train_ex += tr
         valid_ex += va
     # Word and answer lists come from the whole training files (validation questions

@@ -3,8 +3,8 @@
 SGD, batch 32, lr halved every ``decay_every`` epochs, gradients clipped to norm 40
 per weight matrix, linear start (softmax removed for the first ``ls_epochs`` epochs at
 ``ls_lr``), random noise (10 % empty memories interleaved in time), 10 % of train held
-out for validation. The saved model is the epoch with the best validation accuracy of
-the softmax phase.
+out for validation (whole stories, see ``split_train_valid``). The saved model is the
+epoch with the best validation accuracy of the softmax phase.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class TrainConfig:
     max_grad_norm: float = 40.0
     random_noise: float = 0.1  # fraction of empty memories interleaved in time (0 = off)
     val_fraction: float = 0.1
+    val_split: str = "story"  # hold out whole stories ("question": the pre-2026-12-01 split)
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     seed: int = 0
@@ -205,6 +206,7 @@ def train(
         list(cfg.tasks),
         memory_size=cfg.memory_size,
         val_fraction=cfg.val_fraction,
+        val_split=cfg.val_split,
         seed=cfg.seed,
         fallback_dir=Path(cfg.fallback_data_dir) if cfg.fallback_data_dir else None,
     )

@@ -52,6 +52,8 @@ def test_parser_reads_questions_answers_and_supporting_facts() -> None:
     # A line id of 1 starts a new story.
     assert third.story == (("mary", "travelled", "to", "the", "kitchen"),)
     assert third.supporting == (1,)
+    # Questions of one story share its index; the next story gets the next one.
+    assert [ex.story_id for ex in examples] == [0, 0, 1]
 
 
 def test_parser_rejects_a_line_without_a_number() -> None:

@@ -20,6 +20,7 @@ def test_every_train_flag_reaches_the_checkpoint(
         "--decay-every", "7", "--decay", "0.7", "--batch-size", "16", "--bucket", "0",
         "--optimizer", "adam", "--weight-decay", "0.001", "--max-grad-norm", "20",
         "--random-noise", "0.2", "--memory-size", "30", "--val-fraction", "0.2",
+        "--val-split", "question",
         "--dim", "12", "--hops", "2", "--tying", "kv", "--scoring", "scaled_dot",
         "--heads", "2", "--activation", "half_relu", "--head", "relational",
         "--relation-dim", "10", "--relation-layers", "3", "--dropout", "0.1",
@@ -41,4 +42,5 @@ def test_every_train_flag_reaches_the_checkpoint(
     assert (t["decay_every"], t["decay"], t["batch_size"], t["bucket"]) == (7, 0.7, 16, 0)
     assert (t["optimizer"], t["weight_decay"], t["max_grad_norm"]) == ("adam", 0.001, 20.0)
     assert (t["random_noise"], t["memory_size"], t["val_fraction"]) == (0.2, 30, 0.2)
+    assert t["val_split"] == "question"
     assert ckpt.name == "flags" and len(ckpt.metrics["history"]) == 2
