@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         "--val-split",
         choices=["story", "question"],
         default="story",
-        help="hold out whole stories (default), or single questions as runs before "
+        help="hold out whole stories (default), or single questions as runs up to "
         "2026-12-01 did (bAbI repeats questions within a story, so that leaks)",
     )
     g.add_argument("--threads", type=int, default=1, help="torch threads")

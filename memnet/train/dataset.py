@@ -50,7 +50,7 @@ def split_train_valid(
     ``by="story"`` holds out whole stories, every question of a story on one side: bAbI
     asks the same question of the same story more than once (qa15, qa17, qa18), so a
     question-level split puts exact copies of training questions into validation.
-    ``by="question"`` draws questions independently (the split of runs before
+    ``by="question"`` draws questions independently (the split of runs up to
     2026-12-01, kept to reproduce them).
     """
     if by == "question":

@@ -50,7 +50,7 @@ class TrainConfig:
     max_grad_norm: float = 40.0
     random_noise: float = 0.1  # fraction of empty memories interleaved in time (0 = off)
     val_fraction: float = 0.1
-    val_split: str = "story"  # hold out whole stories ("question": the pre-2026-12-01 split)
+    val_split: str = "story"  # whole stories held out; "question": runs up to 2026-12-01
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     seed: int = 0
