@@ -48,6 +48,8 @@ import numpy as np
 
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc, query_pb2
+from memnet.model.checkpoint import load_checkpoint
+from memnet.model.registry import CHECKPOINT_DIR
 
 QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
 # The cheapest RPC the server answers (an empty request, a one-field response, no model
@@ -399,8 +401,8 @@ def bench_vectors(
 
 
 def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[list[str]]:
-    """The default text model (babi-joint, 3 hops, flat bank of bAbI sentences), batching
-    on and off: here the model forward, not the search, is the cost batching shares."""
+    """The default text model (babi-joint, flat bank of bAbI sentences), batching on and
+    off: here the model forward, not the search, is the cost batching shares."""
     source = (
         Path(__file__).resolve().parents[1] / "data/babi/en/qa1_single-supporting-fact_train.txt"
     )
@@ -439,6 +441,11 @@ def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[
             ]
         )
     return rows
+
+
+def default_hops() -> int:
+    """Hops of the shipped default model, which the text rows measure."""
+    return load_checkpoint(CHECKPOINT_DIR / "babi-joint.pt").model_config.hops
 
 
 def main() -> None:
@@ -532,7 +539,8 @@ def main() -> None:
             )
     if args.text_memories:
         table(
-            f"Query: text, babi-joint (3 hops), flat bank of {args.text_memories} sentences, "
+            f"Query: text, babi-joint ({default_hops()} hops), flat bank of "
+            f"{args.text_memories} sentences, "
             "k=32 (p50 / p99 ms, QPS)",
             [
                 "in flight",
