@@ -47,9 +47,15 @@ import grpc
 import numpy as np
 
 from memnet.api.tensors import to_tensor
-from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc, query_pb2
-from memnet.model.checkpoint import load_checkpoint
-from memnet.model.registry import CHECKPOINT_DIR
+from memnet.api.v1 import (
+    bank_pb2,
+    bank_pb2_grpc,
+    memory_pb2,
+    memory_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    query_pb2,
+)
 
 QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
 # The cheapest RPC the server answers (an empty request, a one-field response, no model
@@ -400,9 +406,12 @@ def bench_vectors(
     return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows, batch_rows
 
 
-def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[list[str]]:
+def bench_text(
+    args: argparse.Namespace, levels: list[int], root: Path
+) -> tuple[model_pb2.Model, list[list[str]]]:
     """The default text model (babi-joint, flat bank of bAbI sentences), batching on and
-    off: here the model forward, not the search, is the cost batching shares."""
+    off: here the model forward, not the search, is the cost batching shares. Returns
+    the served default model and the table rows."""
     source = (
         Path(__file__).resolve().parents[1] / "data/babi/en/qa1_single-supporting-fact_train.txt"
     )
@@ -420,6 +429,8 @@ def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[
     rows = []
     server = ServerProcess(data_dir, batching=True)
     with grpc.insecure_channel(server.target) as channel:
+        models = model_pb2_grpc.ModelServiceStub(channel).ListModels(model_pb2.ListModelsRequest())
+        (default,) = [m for m in models.models if m.is_default]
         spec = bank_pb2.BankSpec(name="story")
         bank_pb2_grpc.BankServiceStub(channel).CreateBank(bank_pb2.CreateBankRequest(spec=spec))
         batch = memory_pb2.MemoryBatch(memories=[memory_pb2.MemoryInput(text=t) for t in sentences])
@@ -440,12 +451,7 @@ def bench_text(args: argparse.Namespace, levels: list[int], root: Path) -> list[
                 f"{on.qps / off.qps:.2f}",
             ]
         )
-    return rows
-
-
-def default_hops() -> int:
-    """Hops of the shipped default model, which the text rows measure."""
-    return load_checkpoint(CHECKPOINT_DIR / "babi-joint.pt").model_config.hops
+    return default, rows
 
 
 def main() -> None:
@@ -538,10 +544,10 @@ def main() -> None:
                 batch_rows,
             )
     if args.text_memories:
+        model, text_rows = bench_text(args, levels, root)
         table(
-            f"Query: text, babi-joint ({default_hops()} hops), flat bank of "
-            f"{args.text_memories} sentences, "
-            "k=32 (p50 / p99 ms, QPS)",
+            f"Query: text, {model.name} ({model.default_hops} hops), flat bank of "
+            f"{args.text_memories} sentences, k=32 (p50 / p99 ms, QPS)",
             [
                 "in flight",
                 "batched p50/p99",
@@ -550,7 +556,7 @@ def main() -> None:
                 "QPS",
                 "batched / unbatched QPS",
             ],
-            bench_text(args, levels, root),
+            text_rows,
         )
     if args.data_dir is None:
         shutil.rmtree(root, ignore_errors=True)
