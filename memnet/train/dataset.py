@@ -53,22 +53,16 @@ def split_train_valid(
     ``by="question"`` draws questions independently (the split of runs up to
     2026-12-01, kept to reproduce them).
     """
-    if by == "question":
-        order = rng.permutation(len(examples))
-        n_valid = round(fraction * len(examples))
-        held = set(order[:n_valid].tolist())
-        return (
-            [ex for i, ex in enumerate(examples) if i not in held],
-            [ex for i, ex in enumerate(examples) if i in held],
-        )
-    if by != "story":
+    if by not in VAL_SPLITS:
         raise InvalidArgument(f"val_split must be one of {VAL_SPLITS}", field="val_split")
-    stories = sorted({ex.story_id for ex in examples})
-    order = rng.permutation(len(stories))
-    held_stories = {stories[i] for i in order[: round(fraction * len(stories))].tolist()}
+    # The unit held out: a story, or a question (its index); one permutation draws them.
+    units = [ex.story_id if by == "story" else i for i, ex in enumerate(examples)]
+    distinct = sorted(set(units))
+    order = rng.permutation(len(distinct))
+    held = {distinct[i] for i in order[: round(fraction * len(distinct))].tolist()}
     return (
-        [ex for ex in examples if ex.story_id not in held_stories],
-        [ex for ex in examples if ex.story_id in held_stories],
+        [ex for ex, unit in zip(examples, units, strict=True) if unit not in held],
+        [ex for ex, unit in zip(examples, units, strict=True) if unit in held],
     )
 
 
