@@ -71,6 +71,11 @@ def register(subparsers: Any) -> None:
         help="after each hop's update: half_relu = ReLU on half the units",
     )
     m.add_argument(
+        "--gate",
+        action="store_true",
+        help="gated hop update (GMemN2N): g*o + (1-g)*u with g = sigmoid(W_g u + b_g) per hop",
+    )
+    m.add_argument(
         "--head",
         choices=["linear", "relational"],
         default="linear",
@@ -141,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "scoring": args.scoring,
         "heads": args.heads,
         "activation": args.activation,
+        "gate": args.gate,
         "head": args.head,
         "relation_dim": args.relation_dim,
         "relation_layers": args.relation_layers,

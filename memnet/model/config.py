@@ -41,6 +41,9 @@ class ModelConfig:
     # Applied to u after each hop's update: "half_relu" = ReLU on the second half of
     # the units (Sukhbaatar et al. 2015, §4.4, joint training); "none" keeps it linear.
     activation: Activation = "none"
+    # Gated hop update (Liu & Perez 2017, GMemN2N): the sum u_h + o_h becomes
+    # g ⊙ o_h + (1 − g) ⊙ u_h with g = σ(W_g,h u_h + b_g,h), one gate per hop.
+    gate: bool = False
     init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
     # The answer head: "linear" = softmax(W u_H) (Sukhbaatar et al. 2015, eq. 3);
     # "relational" adds a relation network over the hops' readouts o_1..o_H and the

@@ -55,6 +55,12 @@ class MemN2N(nn.Module):
         for lin in self.hop_updates:
             assert isinstance(lin, nn.Linear)
             nn.init.normal_(lin.weight, std=cfg.init_std)
+        # GMemN2N transform gates, one per hop: g_h = σ(W_g,h u_h + b_g,h), (B, D).
+        self.hop_gates = nn.ModuleList(nn.Linear(D, D) for _ in range(cfg.hops if cfg.gate else 0))
+        for gate in self.hop_gates:
+            assert isinstance(gate, nn.Linear)
+            nn.init.normal_(gate.weight, std=cfg.init_std)
+            nn.init.zeros_(gate.bias)
         self.answer = nn.Linear(D, cfg.answer_size, bias=False)  # W
         nn.init.normal_(self.answer.weight, std=cfg.init_std)
         self.relational = RelationalHead(cfg) if cfg.head == "relational" else None
@@ -95,12 +101,15 @@ class MemN2N(nn.Module):
     # --- one hop --------------------------------------------------------------------
     def update(self, u: torch.Tensor, o: torch.Tensor, hop: int) -> torch.Tensor:
         """u_{h+1} from u_h and the readout o_h, both (B, D)."""
-        if self.cfg.tying == "adjacent":
-            nxt = u + o  # Sukhbaatar et al. 2015, eq. (2)
-        elif self.cfg.tying == "layerwise":
-            nxt = self.hop_updates[0](u) + o  # u_{k+1} = H u_k + o_k, §2.2
+        # The carried state: H u_h for layer-wise tying (§2.2), u_h otherwise.
+        carried = self.hop_updates[0](u) if self.cfg.tying == "layerwise" else u
+        if self.hop_gates:
+            g = torch.sigmoid(self.hop_gates[hop](u))  # (B, D)
+            mixed = g * o + (1.0 - g) * carried
         else:
-            nxt = self.hop_updates[hop](u + o)  # q_{j+1} = R_j(q_j + o), Miller et al. 2016, §3
+            mixed = carried + o  # Sukhbaatar et al. 2015, eq. (2)
+        # kv: q_{j+1} = R_j(q_j + o), Miller et al. 2016, §3.
+        nxt = self.hop_updates[hop](mixed) if self.cfg.tying == "kv" else mixed
         if self.cfg.activation == "half_relu":
             half = nxt.shape[-1] // 2
             nxt = torch.cat([nxt[..., :half], torch.relu(nxt[..., half:])], dim=-1)

@@ -83,6 +83,7 @@ def tiny_checkpoint(
     dim: int = 16,
     activation: str = "none",
     head: str = "linear",
+    gate: bool = False,
     seed: int = 0,
 ) -> Checkpoint:
     import torch
@@ -100,6 +101,7 @@ def tiny_checkpoint(
         heads=heads,
         activation=activation,  # type: ignore[arg-type]
         head=head,  # type: ignore[arg-type]
+        gate=gate,
         relation_dim=8,
         temporal_buckets=10,
     )

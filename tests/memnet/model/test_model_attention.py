@@ -121,6 +121,38 @@ def test_half_relu_rectifies_the_second_half_of_each_update(tying: str) -> None:
     torch.testing.assert_close(got[:, 4:], plain[:, 4:].clamp(min=0))
 
 
+@pytest.mark.parametrize("tying", ["adjacent", "layerwise", "kv"])
+def test_gate_mixes_readout_and_state_by_a_sigmoid_of_the_state(tying: str) -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=2, tying=tying, gate=True)  # type: ignore[arg-type]
+    model = MemN2N(cfg)
+    assert len(model.hop_gates) == 2
+    u, o = torch.randn(5, 8), torch.randn(5, 8)
+    gate = model.hop_gates[1]
+    assert isinstance(gate, torch.nn.Linear)
+    with torch.no_grad():
+        gate.bias.fill_(0.3)  # not the zero initialisation, so b enters the check
+        g = torch.sigmoid(u @ gate.weight.T + gate.bias)  # (5, 8)
+        carried = u @ model.hop_updates[0].weight.T if tying == "layerwise" else u
+        mixed = g * o + (1 - g) * carried
+        expected = mixed @ model.hop_updates[1].weight.T if tying == "kv" else mixed
+        got = model.update(u, o, 1)
+    torch.testing.assert_close(got, expected)
+    # The same weights without gates give the plain sum u + o (or H u + o), not this.
+    ungated = MemN2N(ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=2, tying=tying))  # type: ignore[arg-type]
+    missing, unexpected = ungated.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and unexpected and all(k.startswith("hop_gates.") for k in unexpected)
+    assert len(ungated.hop_gates) == 0
+    with torch.no_grad():
+        assert not torch.allclose(got, ungated.update(u, o, 1))
+
+
+def test_config_without_a_gate_field_loads_ungated() -> None:
+    d = ModelConfig(vocab_size=20, answer_size=6).to_dict()
+    del d["gate"]  # a checkpoint written before the field existed
+    assert ModelConfig.from_dict(d).gate is False
+
+
 def test_relational_head_scores_every_ordered_pair_of_readouts() -> None:
     torch.manual_seed(0)
     cfg = ModelConfig(

@@ -39,18 +39,21 @@ def _bank(served: TextMemoryModel, *, cosine: bool = False) -> ArraySource:
 
 
 @pytest.mark.parametrize(
-    ("tying", "scoring", "heads", "head"),
+    ("tying", "scoring", "heads", "head", "gate"),
     [
-        ("layerwise", "dot", 1, "linear"),
-        ("kv", "scaled_dot", 1, "linear"),
-        ("kv", "cosine", 2, "linear"),
-        ("kv", "dot", 1, "relational"),
+        ("layerwise", "dot", 1, "linear", False),
+        ("kv", "scaled_dot", 1, "linear", False),
+        ("kv", "cosine", 2, "linear", False),
+        ("kv", "dot", 1, "relational", False),
+        ("kv", "dot", 1, "linear", True),
     ],
 )
 def test_story_in_a_bank_answers_like_the_training_forward(
-    tying: str, scoring: str, heads: int, head: str
+    tying: str, scoring: str, heads: int, head: str, gate: bool
 ) -> None:
-    served = as_served(tiny_checkpoint(tying=tying, scoring=scoring, heads=heads, head=head))
+    served = as_served(
+        tiny_checkpoint(tying=tying, scoring=scoring, heads=heads, head=head, gate=gate)
+    )
     q, story, mask = _story_tensors(served)
     with torch.no_grad():
         ref = served.model(q, story, mask)

@@ -22,7 +22,7 @@ def test_every_train_flag_reaches_the_checkpoint(
         "--random-noise", "0.2", "--memory-size", "30", "--val-fraction", "0.2",
         "--val-split", "question",
         "--dim", "12", "--hops", "2", "--tying", "kv", "--scoring", "scaled_dot",
-        "--heads", "2", "--activation", "half_relu", "--head", "relational",
+        "--heads", "2", "--activation", "half_relu", "--gate", "--head", "relational",
         "--relation-dim", "10", "--relation-layers", "3", "--dropout", "0.1",
         "--no-position-encoding", "--no-temporal",
     ]  # fmt: skip
@@ -37,7 +37,7 @@ def test_every_train_flag_reaches_the_checkpoint(
         10,
         3,
     )
-    assert (m.dropout, m.position_encoding, m.temporal_buckets) == (0.1, False, 0)
+    assert (m.dropout, m.position_encoding, m.temporal_buckets, m.gate) == (0.1, False, 0, True)
     assert (t["seed"], t["epochs"], t["ls_epochs"], t["lr"], t["ls_lr"]) == (3, 1, 1, 0.02, 0.004)
     assert (t["decay_every"], t["decay"], t["batch_size"], t["bucket"]) == (7, 0.7, 16, 0)
     assert (t["optimizer"], t["weight_decay"], t["max_grad_norm"]) == ("adam", 0.001, 20.0)
