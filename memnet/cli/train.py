@@ -85,6 +85,14 @@ def register(subparsers: Any) -> None:
     m.add_argument("--relation-layers", type=int, default=2, help="relation network depth")
     m.add_argument("--dropout", type=float, default=0.0, help="in the relation network")
     m.add_argument("--no-position-encoding", action="store_true")
+    m.add_argument(
+        "--position-form",
+        choices=["paper", "reference"],
+        default="paper",
+        help="position encoding: the paper's (J = each sentence's length) or the authors' "
+        "code's (one J for all sentences, --position-length)",
+    )
+    m.add_argument("--position-length", type=int, default=12, help="J of --position-form reference")
     m.add_argument("--no-temporal", action="store_true")
     p.set_defaults(func=run)
 
@@ -152,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
         "relation_layers": args.relation_layers,
         "dropout": args.dropout,
         "position_encoding": not args.no_position_encoding,
+        "position_form": args.position_form,
+        "position_length": args.position_length,
     }
     if args.no_temporal:
         model["temporal_buckets"] = 0

@@ -11,11 +11,13 @@ Tying = Literal["adjacent", "layerwise", "kv"]
 Scoring = Literal["dot", "scaled_dot", "cosine"]
 Activation = Literal["none", "half_relu"]
 Head = Literal["linear", "relational"]
+PositionForm = Literal["paper", "reference"]
 
 TYINGS: tuple[str, ...] = ("adjacent", "layerwise", "kv")
 SCORINGS: tuple[str, ...] = ("dot", "scaled_dot", "cosine")
 ACTIVATIONS: tuple[str, ...] = ("none", "half_relu")
 HEADS: tuple[str, ...] = ("linear", "relational")
+POSITION_FORMS: tuple[str, ...] = ("paper", "reference")
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,10 @@ class ModelConfig:
     tying: Tying = "layerwise"
     temporal_buckets: int = 50  # time embeddings; 0 = no temporal encoding
     position_encoding: bool = True
+    # "paper": l_kj with J each sentence's own length (Sukhbaatar et al. 2015, §4.1);
+    # "reference": the authors' code's form with one J = position_length for all.
+    position_form: PositionForm = "paper"
+    position_length: int = 12
     scoring: Scoring = "dot"
     heads: int = 1
     # Applied to u after each hop's update: "half_relu" = ReLU on the second half of
@@ -60,11 +66,23 @@ class ModelConfig:
             raise InvalidArgument(f"activation must be one of {ACTIVATIONS}", field="activation")
         if self.scoring not in SCORINGS:
             raise InvalidArgument(f"scoring must be one of {SCORINGS}", field="scoring")
+        if self.position_form not in POSITION_FORMS:
+            raise InvalidArgument(
+                f"position_form must be one of {POSITION_FORMS}", field="position_form"
+            )
         if self.head not in HEADS:
             raise InvalidArgument(f"head must be one of {HEADS}", field="head")
         if not 0.0 <= self.dropout < 1.0:
             raise InvalidArgument("dropout must be in [0, 1)", field="dropout")
-        for name in ("vocab_size", "answer_size", "dim", "hops", "heads", "relation_dim"):
+        for name in (
+            "vocab_size",
+            "answer_size",
+            "dim",
+            "hops",
+            "heads",
+            "relation_dim",
+            "position_length",
+        ):
             if getattr(self, name) < 1:
                 raise InvalidArgument(f"{name} must be >= 1", field=name)
         if self.relation_layers < 1:

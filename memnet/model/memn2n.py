@@ -69,7 +69,12 @@ class MemN2N(nn.Module):
     def _sentence_encoder(self) -> SentenceEncoder:
         cfg = self.cfg
         return SentenceEncoder(
-            cfg.vocab_size, cfg.dim, position=cfg.position_encoding, init_std=cfg.init_std
+            cfg.vocab_size,
+            cfg.dim,
+            position=cfg.position_encoding,
+            init_std=cfg.init_std,
+            position_form=cfg.position_form,
+            position_length=cfg.position_length,
         )
 
     def key_slot(self, hop: int) -> int:

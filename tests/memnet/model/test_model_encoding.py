@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 
 from memnet.model.config import ModelConfig
-from memnet.model.encoding import SentenceEncoder, TemporalEncoding, position_encoding
+from memnet.model.encoding import (
+    SentenceEncoder,
+    TemporalEncoding,
+    position_encoding,
+    reference_position_encoding,
+)
 from memnet.model.memn2n import MemN2N
 
 
@@ -17,6 +22,33 @@ def test_position_encoding_matches_the_paper_formula_by_hand() -> None:
     # J = 2: j=1 -> (0.5, 0.5); j=2 -> (k/2) = (0.5, 1.0).
     l2 = position_encoding(torch.tensor([2]), T=2, D=2)[0]
     torch.testing.assert_close(l2, torch.tensor([[0.5, 0.5], [0.5, 1.0]]))
+
+
+def test_reference_position_encoding_matches_the_authors_formula_by_hand() -> None:
+    # l_kj = 1 + 4 (k - (d+1)/2)(j - (J+1)/2) / (d J), J = 4 for every sentence, d = 2:
+    # k = 1 -> 1 - (j - 2.5)/4, k = 2 -> 1 + (j - 2.5)/4; a 3-word sentence padded to T = 4.
+    weights = reference_position_encoding(torch.tensor([3]), T=4, D=2, J=4)[0]
+    expected = torch.tensor([[1.375, 0.625], [1.125, 0.875], [0.875, 1.125], [0.0, 0.0]])
+    torch.testing.assert_close(weights, expected)
+    # One J for all: a word's weight does not depend on its sentence's length,
+    # unlike the paper's form (where J = 2 gives (0.5, 0.5) at j = 1, J = 3 (0.5, 1/3)).
+    short = reference_position_encoding(torch.tensor([[2, 4]]), T=4, D=2, J=4)[0]  # (2, 4, 2)
+    torch.testing.assert_close(short[0, :2], short[1, :2])
+    assert torch.all(short[0, 2:] == 0)
+    enc = SentenceEncoder(
+        4, 2, position=True, init_std=0.1, position_form="reference", position_length=4
+    )
+    with torch.no_grad():
+        enc.embedding.weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]))
+    # (1.375, 0.625) ⊙ E1 + (1.125, 0.875) ⊙ E2 = (1.375 + 3.375, 1.25 + 3.5)
+    torch.testing.assert_close(enc(torch.tensor([[1, 2, 0]])), torch.tensor([[4.75, 4.75]]))
+
+
+def test_config_without_position_form_loads_the_paper_form() -> None:
+    d = ModelConfig(vocab_size=20, answer_size=6).to_dict()
+    del d["position_form"], d["position_length"]  # a checkpoint written before the fields
+    cfg = ModelConfig.from_dict(d)
+    assert (cfg.position_form, cfg.position_length) == ("paper", 12)
 
 
 def test_sentence_encoder_is_the_position_weighted_bag_of_words() -> None:
