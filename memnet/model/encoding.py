@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from memnet.model.config import PositionForm
+
 
 def position_encoding(lengths: torch.Tensor, T: int, D: int) -> torch.Tensor:
     """Position weights l_j for sentences of ``lengths`` words padded to ``T``.
@@ -50,7 +52,7 @@ class SentenceEncoder(nn.Module):
         *,
         position: bool,
         init_std: float,
-        position_form: str = "paper",
+        position_form: PositionForm = "paper",
         position_length: int = 12,
     ) -> None:
         super().__init__()
