@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from memnet.errors import NotFound
+from memnet.model.config import ACTIVATIONS, HEADS, POSITION_FORMS, SCORINGS, TYINGS
 
 
 def register(subparsers: Any) -> None:
@@ -61,12 +62,12 @@ def register(subparsers: Any) -> None:
     m = p.add_argument_group("model")
     m.add_argument("--dim", type=int, default=50)
     m.add_argument("--hops", type=int, default=3)
-    m.add_argument("--tying", choices=["adjacent", "layerwise", "kv"], default="layerwise")
-    m.add_argument("--scoring", choices=["dot", "scaled_dot", "cosine"], default="dot")
+    m.add_argument("--tying", choices=TYINGS, default="layerwise")
+    m.add_argument("--scoring", choices=SCORINGS, default="dot")
     m.add_argument("--heads", type=int, default=1)
     m.add_argument(
         "--activation",
-        choices=["none", "half_relu"],
+        choices=ACTIVATIONS,
         default="none",
         help="after each hop's update: half_relu = ReLU on half the units",
     )
@@ -77,7 +78,7 @@ def register(subparsers: Any) -> None:
     )
     m.add_argument(
         "--head",
-        choices=["linear", "relational"],
+        choices=HEADS,
         default="linear",
         help="answer head: linear W u_H, or plus a relation network over the hops' readouts",
     )
@@ -87,7 +88,7 @@ def register(subparsers: Any) -> None:
     m.add_argument("--no-position-encoding", action="store_true")
     m.add_argument(
         "--position-form",
-        choices=["paper", "reference"],
+        choices=POSITION_FORMS,
         default="paper",
         help="position encoding: the paper's (J = each sentence's length) or the authors' "
         "code's (one J for all sentences, --position-length)",
