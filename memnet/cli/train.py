@@ -77,6 +77,11 @@ def register(subparsers: Any) -> None:
         help="gated hop update (GMemN2N): g*o + (1-g)*u with g = sigmoid(W_g u + b_g) per hop",
     )
     m.add_argument(
+        "--hop-transform",
+        action="store_true",
+        help="adjacent tying only: u_{h+1} = R_h(u_h + o_h) with a learned R_h per hop, as kv",
+    )
+    m.add_argument(
         "--head",
         choices=HEADS,
         default="linear",
@@ -156,6 +161,7 @@ def run(args: argparse.Namespace) -> int:
         "heads": args.heads,
         "activation": args.activation,
         "gate": args.gate,
+        "hop_transform": args.hop_transform,
         "head": args.head,
         "relation_dim": args.relation_dim,
         "relation_layers": args.relation_layers,

@@ -26,6 +26,7 @@ class ModelConfig:
 
     tying (Sukhbaatar et al. 2015, §2.2; Miller et al. 2016, §3):
       adjacent   A_{h+1} = C_h, B = A_1; u_{h+1} = u_h + o_h. One key space per hop.
+                 With hop_transform, u_{h+1} = R_h(u_h + o_h) as in kv.
       layerwise  A_1 = A_2 = ..., C_1 = C_2 = ...; u_{h+1} = H u_h + o_h. One key space.
       kv         key encoder A (also the question encoder), value encoder C;
                  u_{h+1} = R_h(u_h + o_h). One key space.
@@ -50,6 +51,9 @@ class ModelConfig:
     # Gated hop update (Liu & Perez 2017, GMemN2N): the sum u_h + o_h becomes
     # g ⊙ o_h + (1 − g) ⊙ u_h with g = σ(W_g,h u_h + b_g,h), one gate per hop.
     gate: bool = False
+    # Adjacent tying only: a learned R_h (D x D) per hop on the update, as the kv form
+    # has, u_{h+1} = R_h(u_h + o_h), keeping one key space per hop. Off = the paper's sum.
+    hop_transform: bool = False
     init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
     # The answer head: "linear" = softmax(W u_H) (Sukhbaatar et al. 2015, eq. 3);
     # "relational" adds a relation network over the hops' readouts o_1..o_H and the
@@ -69,6 +73,12 @@ class ModelConfig:
         if self.position_form not in POSITION_FORMS:
             raise InvalidArgument(
                 f"position_form must be one of {POSITION_FORMS}", field="position_form"
+            )
+        if self.hop_transform and self.tying != "adjacent":
+            raise InvalidArgument(
+                "hop_transform applies to tying 'adjacent' only (kv always has R_h, "
+                "layerwise has H)",
+                field="hop_transform",
             )
         if self.head not in HEADS:
             raise InvalidArgument(f"head must be one of {HEADS}", field="head")

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from memnet.errors import InvalidArgument
 from memnet.model.attention import Attention, masked_softmax
 from memnet.model.config import ModelConfig
 from memnet.model.heads import RelationalHead
@@ -145,6 +146,41 @@ def test_gate_mixes_readout_and_state_by_a_sigmoid_of_the_state(tying: str) -> N
     assert len(ungated.hop_gates) == 0
     with torch.no_grad():
         assert not torch.allclose(got, ungated.update(u, o, 1))
+
+
+def test_hop_transform_gives_adjacent_tying_a_per_hop_linear_update() -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=3, tying="adjacent")
+    plain = MemN2N(cfg)
+    model = MemN2N(ModelConfig(**{**cfg.to_dict(), "hop_transform": True}))
+    assert len(plain.hop_updates) == 0 and len(model.hop_updates) == 3
+    assert len(model.memory_encoders) == 4  # still one key space per hop
+    u, o = torch.randn(5, 8), torch.randn(5, 8)
+    for h in range(3):
+        R = model.hop_updates[h].weight  # (D, D)
+        with torch.no_grad():
+            torch.testing.assert_close(model.update(u, o, h), (u + o) @ R.T)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.update(u, o, 0), u + o)
+    # Hop 2's transform acts on the forward pass: changing it changes the answer.
+    q, story, mask = _batch()
+    before = model(q, story, mask).logits
+    with torch.no_grad():
+        model.hop_updates[2].weight.mul_(-1.0)
+    assert not torch.allclose(before, model(q, story, mask).logits)
+
+
+@pytest.mark.parametrize("tying", ["layerwise", "kv"])
+def test_hop_transform_is_refused_outside_adjacent_tying(tying: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        ModelConfig(vocab_size=20, answer_size=6, tying=tying, hop_transform=True)  # type: ignore[arg-type]
+    assert info.value.field == "hop_transform"
+
+
+def test_config_without_a_hop_transform_field_loads_without_one() -> None:
+    d = ModelConfig(vocab_size=20, answer_size=6, tying="adjacent").to_dict()
+    del d["hop_transform"]  # a checkpoint written before the field existed
+    assert ModelConfig.from_dict(d).hop_transform is False
 
 
 def test_config_without_a_gate_field_loads_ungated() -> None:

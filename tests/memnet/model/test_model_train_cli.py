@@ -46,3 +46,30 @@ def test_every_train_flag_reaches_the_checkpoint(
     assert (t["random_noise"], t["memory_size"], t["val_fraction"]) == (0.2, 30, 0.2)
     assert t["val_split"] == "question"
     assert ckpt.name == "flags" and len(ckpt.metrics["history"]) == 2
+
+
+def test_hop_transform_flag_reaches_an_adjacent_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "hybrid.pt"
+    flags = [
+        "train", "--tasks", "1", "-o", str(out), "--no-progress", "--epochs", "1",
+        "--ls-epochs", "0", "--dim", "8", "--hops", "2", "--tying", "adjacent", "--hop-transform",
+    ]  # fmt: skip
+    assert main(flags) == 0
+    capsys.readouterr()
+    m = load_checkpoint(out).model_config
+    assert (m.tying, m.hop_transform) == ("adjacent", True)
+
+
+def test_hop_transform_with_another_tying_is_refused_by_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "refused.pt"
+    flags = [
+        "train", "--tasks", "1", "-o", str(out), "--no-progress", "--epochs", "1",
+        "--dim", "8", "--tying", "kv", "--hop-transform",
+    ]  # fmt: skip
+    assert main(flags) == 2
+    assert "[hop_transform]" in capsys.readouterr().err
+    assert not out.exists()
