@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from memnet.model.config import PositionForm
@@ -38,6 +41,33 @@ def reference_position_encoding(lengths: torch.Tensor, T: int, D: int, J: int) -
     return weights * inside.to(weights.dtype)  # (..., T, D)
 
 
+def position_terms(
+    lengths: torch.Tensor, T: int, D: int, form: PositionForm, J: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The position weights factored as l_kj = α_j + β_k γ_j.
+
+    paper:      α_j = 1 - j/J_s, γ_j = 2j/J_s - 1, β_k = k/d (J_s the sentence's length);
+    reference:  α_j = 1, γ_j = (j - (J+1)/2)/J, β_k = 4(k - (d+1)/2)/d (one J for all).
+    α and γ are 0 past each sentence's length. lengths (N,) int64 -> α (N, T),
+    γ (N, T), β (D,), all float32; equal to ``position_encoding`` /
+    ``reference_position_encoding`` as l = α[..., None] + β γ[..., None].
+    """
+    j = torch.arange(1, T + 1, dtype=torch.float32)  # (T,)
+    k = torch.arange(1, D + 1, dtype=torch.float32)  # (D,)
+    own = lengths.clamp(min=1).to(torch.float32).unsqueeze(-1)  # (N, 1)
+    inside = (j <= own).to(torch.float32)  # (N, T)
+    if form == "reference":
+        alpha = inside
+        gamma = inside * (j - (J + 1) / 2) / J
+        beta = 4 * (k - (D + 1) / 2) / D
+    else:
+        ratio = j / own  # (N, T)
+        alpha = inside * (1 - ratio)
+        gamma = inside * (2 * ratio - 1)
+        beta = k / D
+    return alpha, gamma, beta
+
+
 class SentenceEncoder(nn.Module):
     """Bag of words, optionally position-weighted: m = Σ_j l_j ⊙ E[w_j]. Row 0 (nil) stays 0.
 
@@ -67,15 +97,22 @@ class SentenceEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (..., T) int64, words packed left, 0 = nil -> (..., D)."""
         T = tokens.shape[-1]
-        e = self.embedding(tokens)  # (..., T, D)
-        if self.position:
-            lengths = (tokens > 0).sum(-1)  # (...,)
-            D = e.shape[-1]
-            if self.position_form == "reference":
-                e = e * reference_position_encoding(lengths, T, D, self.position_length)
-            else:
-                e = e * position_encoding(lengths, T, D)
-        return e.sum(-2)
+        flat = tokens.reshape(math.prod(tokens.shape[:-1]), T)  # (N, T)
+        weight = self.embedding.weight  # (V, D)
+        if T == 0:  # no words: the empty sum (embedding_bag needs T >= 1)
+            return weight.new_zeros((*tokens.shape[:-1], weight.shape[1]))
+        if not self.position:
+            out = F.embedding_bag(flat, weight, mode="sum", padding_idx=0)
+            return out.reshape(*tokens.shape[:-1], weight.shape[1])
+        # Both forms are l_kj = α_j + β_k γ_j, so Σ_j l_j ⊙ E[w_j] is two weighted
+        # bags, Σ_j α_j E[w_j] + β ⊙ Σ_j γ_j E[w_j], without a (..., T, D) tensor.
+        lengths = (flat > 0).sum(-1)  # (N,)
+        alpha, gamma, beta = position_terms(
+            lengths, T, weight.shape[1], self.position_form, self.position_length
+        )
+        a = F.embedding_bag(flat, weight, per_sample_weights=alpha, mode="sum", padding_idx=0)
+        g = F.embedding_bag(flat, weight, per_sample_weights=gamma, mode="sum", padding_idx=0)
+        return (a + beta * g).reshape(*tokens.shape[:-1], weight.shape[1])
 
 
 class TemporalEncoding(nn.Module):

@@ -79,11 +79,20 @@ def random_time(lengths: np.ndarray, M: int, noise: float, rng: np.random.Genera
     For n memories, up to ceil(noise·n) empty slots are added; the n real memories take a
     sorted random subset of the n + blanks time indices. (B,) -> (B, M) int64.
     """
-    out = np.tile(np.arange(M, dtype=np.int64), (len(lengths), 1))
-    for b, n in enumerate(lengths.tolist()):
-        blanks = int(rng.integers(0, math.ceil(noise * n) + 1))
-        if n and blanks:
-            out[b, :n] = np.sort(rng.choice(n + blanks, size=n, replace=False))
+    n = np.asarray(lengths, dtype=np.int64)  # (B,)
+    B = len(n)
+    out = np.tile(np.arange(M, dtype=np.int64), (B, 1))
+    if B == 0:
+        return out
+    blanks = rng.integers(0, np.ceil(noise * n).astype(np.int64) + 1)  # (B,), 0..ceil(noise·n)
+    span = n + blanks  # (B,) time indices to choose from
+    W = int(span.max())
+    slots = np.arange(W)  # (W,)
+    keys = np.where(slots < span[:, None], rng.random((B, W)), np.inf)  # (B, W)
+    rank = np.argsort(np.argsort(keys, axis=1), axis=1)  # (B, W) rank of each slot's key
+    chosen = np.sort(np.where(rank < n[:, None], slots, W), axis=1)[:, :M]  # (B, ≤M) ascending
+    take = np.arange(chosen.shape[1]) < n[:, None]  # the first n of each row are real
+    out[:, : chosen.shape[1]][take] = chosen[take]
     return out
 
 
@@ -116,11 +125,20 @@ def trim(data: BabiTensors, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return stories[..., :T], mask, lengths
 
 
+@torch.no_grad()
 def clip_per_matrix(model: torch.nn.Module, max_norm: float) -> None:
-    """Clip each parameter's gradient to ``max_norm`` on its own, as the reference code does."""
-    for p in model.parameters():
-        if p.grad is not None:
-            torch.nn.utils.clip_grad_norm_([p], max_norm)
+    """Clip each parameter's gradient to ``max_norm`` on its own, as the reference code does.
+
+    The same scaling as ``clip_grad_norm_([p], max_norm)`` for every p, g ← g · min(1,
+    max_norm / (‖g‖ + 1e-6)), in one pass over the gradients instead of a call per matrix.
+    """
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return
+    norms = torch.stack([torch.linalg.vector_norm(g) for g in grads])  # (P,)
+    scales = (max_norm / (norms + 1e-6)).clamp(max=1.0)  # (P,)
+    for g, scale in zip(grads, scales, strict=True):
+        g.mul_(scale)
 
 
 def make_optimizer(cfg: TrainConfig, model: MemN2N) -> torch.optim.Optimizer:

@@ -2,7 +2,8 @@
 
 Invariants: with k = M the top-k readout is the exact readout and captures all the
 attention mass; mass and error move the right way with k; the bandwidth and flat-scan
-measurements return positive, finite numbers.
+measurements return positive, finite numbers; the training-step benchmark's explicit
+baseline encodes sentences as the model does, and both steps are timed.
 """
 
 from __future__ import annotations
@@ -12,15 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import bench_train
 import datasets
 import exact_attention as ea
 import machine_limits
 import timing
 
+from memnet.data.babi import find_default_data_dir
 from memnet.model.bank_memory import BankMemorySource
+from memnet.model.config import ModelConfig
+from memnet.model.encoding import SentenceEncoder
+from memnet.model.memn2n import MemN2N
 from memnet.model.vector import VectorPassThroughModel
 
 M, D, Q = 600, 16, 8
@@ -76,3 +83,25 @@ def test_timing_summaries() -> None:
     lat = timing.summarize_s([0.001, 0.002, 0.003])
     assert lat.p50_ms == pytest.approx(2.0)
     assert "| a |" in timing.table("t", ["a"], [["1"]])
+
+
+def test_training_step_bench_times_both_steps_of_every_form() -> None:
+    data_dir = find_default_data_dir()
+    assert data_dir is not None
+    rows, per_epoch = bench_train.measure(data_dir, n_batches=2, repeats=1, forms=bench_train.FORMS)
+    assert per_epoch > 100 and [r[0] for r in rows] == list(bench_train.FORMS)
+    for _, explicit_ms, current_ms, ratio, epoch_s in rows:
+        assert float(explicit_ms) > 0 and float(current_ms) > 0 and float(epoch_s) > 0
+        assert ratio.endswith("×") and float(ratio[:-1]) > 0
+
+
+def test_training_step_bench_baseline_encodes_as_the_model_does() -> None:
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(0, 9, (4, 6), generator=g)  # (B, M) words per sentence
+    tokens = torch.randint(1, 30, (4, 6, 8), generator=g) * (torch.arange(8) < lengths[..., None])
+    for form in bench_train.FORMS.values():
+        model = MemN2N(ModelConfig(vocab_size=30, answer_size=5, **form))  # type: ignore[arg-type]
+        encoders = [m for m in model.modules() if isinstance(m, SentenceEncoder)]
+        assert encoders
+        for enc in encoders:
+            torch.testing.assert_close(bench_train.explicit_encode(enc, tokens), enc(tokens))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from memnet.model.config import ModelConfig
@@ -9,6 +10,7 @@ from memnet.model.encoding import (
     SentenceEncoder,
     TemporalEncoding,
     position_encoding,
+    position_terms,
     reference_position_encoding,
 )
 from memnet.model.memn2n import MemN2N
@@ -62,6 +64,42 @@ def test_sentence_encoder_is_the_position_weighted_bag_of_words() -> None:
     with torch.no_grad():
         plain.embedding.weight.copy_(enc.embedding.weight)
     torch.testing.assert_close(plain(torch.tensor([[1, 2, 0]])), torch.tensor([[4.0, 6.0]]))
+
+
+@pytest.mark.parametrize("form", ["paper", "reference"])
+def test_encoder_equals_the_explicit_weighted_sum_in_value_and_gradient(form: str) -> None:
+    # The encoder factors l_kj = α_j + β_k γ_j into two weighted bags; it must equal
+    # Σ_j l_j ⊙ E[w_j] with l from the formula functions above, and so must its gradient.
+    torch.manual_seed(0)
+    V, D, T = 30, 6, 7
+    enc = SentenceEncoder(V, D, position=True, init_std=0.5, position_form=form, position_length=9)  # type: ignore[arg-type]
+    lengths = torch.tensor([[7, 3, 1], [5, 0, 2]])  # (2, 3); a 0-word sentence included
+    tokens = torch.randint(1, V, (2, 3, T)) * (torch.arange(T) < lengths.unsqueeze(-1))
+    if form == "reference":
+        weights = reference_position_encoding(lengths, T, D, J=9)  # (2, 3, T, D)
+    else:
+        weights = position_encoding(lengths, T, D)
+    table = enc.embedding.weight.detach().clone().requires_grad_(True)
+    expected = (table[tokens] * weights).sum(-2)  # (2, 3, D)
+    got = enc(tokens)
+    torch.testing.assert_close(got, expected)
+    assert torch.all(got[1, 1] == 0)
+    probe = torch.randn(2, 3, D)
+    (got * probe).sum().backward()
+    (expected * probe).sum().backward()
+    assert enc.embedding.weight.grad is not None and table.grad is not None
+    torch.testing.assert_close(enc.embedding.weight.grad[1:], table.grad[1:])
+    assert torch.all(enc.embedding.weight.grad[0] == 0)  # the nil row gets no gradient
+    alpha, gamma, beta = position_terms(lengths.reshape(-1), T, D, form, 9)  # type: ignore[arg-type]
+    factored = alpha[..., None] + beta * gamma[..., None]  # (6, T, D)
+    torch.testing.assert_close(factored, weights.reshape(-1, T, D))
+
+
+def test_encoder_of_sentences_without_words_is_zero() -> None:
+    enc = SentenceEncoder(5, 3, position=True, init_std=0.1)
+    assert torch.all(enc(torch.zeros(2, 4, 0, dtype=torch.long)) == 0)
+    assert enc(torch.zeros(2, 4, 0, dtype=torch.long)).shape == (2, 4, 3)
+    assert enc(torch.zeros(0, 6, dtype=torch.long)).shape == (0, 3)
 
 
 def test_temporal_encoding_is_clipped_to_the_last_bucket() -> None:
