@@ -101,6 +101,11 @@ class ModelConfig:
             raise InvalidArgument("temporal_buckets must be >= 0", field="temporal_buckets")
 
     @property
+    def transforms_update(self) -> bool:
+        """True when each hop's update is R_h(u_h + o_h): kv, or adjacent with hop_transform."""
+        return self.tying == "kv" or self.hop_transform
+
+    @property
     def single_key_space(self) -> bool:
         """True when every hop scores against the same key encoder (servable from one index)."""
         return self.tying != "adjacent" or self.hops == 1

@@ -96,14 +96,14 @@ class SentenceEncoder(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (..., T) int64, words packed left, 0 = nil -> (..., D)."""
-        T = tokens.shape[-1]
-        flat = tokens.reshape(math.prod(tokens.shape[:-1]), T)  # (N, T)
+        *lead, T = tokens.shape
         weight = self.embedding.weight  # (V, D)
+        out_shape = (*lead, weight.shape[1])  # (..., D)
         if T == 0:  # no words: the empty sum (embedding_bag needs T >= 1)
-            return weight.new_zeros((*tokens.shape[:-1], weight.shape[1]))
+            return weight.new_zeros(out_shape)
+        flat = tokens.reshape(math.prod(lead), T)  # (N, T)
         if not self.position:
-            out = F.embedding_bag(flat, weight, mode="sum", padding_idx=0)
-            return out.reshape(*tokens.shape[:-1], weight.shape[1])
+            return F.embedding_bag(flat, weight, mode="sum", padding_idx=0).reshape(out_shape)
         # Both forms are l_kj = α_j + β_k γ_j, so Σ_j l_j ⊙ E[w_j] is two weighted
         # bags, Σ_j α_j E[w_j] + β ⊙ Σ_j γ_j E[w_j], without a (..., T, D) tensor.
         lengths = (flat > 0).sum(-1)  # (N,)
@@ -112,7 +112,7 @@ class SentenceEncoder(nn.Module):
         )
         a = F.embedding_bag(flat, weight, per_sample_weights=alpha, mode="sum", padding_idx=0)
         g = F.embedding_bag(flat, weight, per_sample_weights=gamma, mode="sum", padding_idx=0)
-        return (a + beta * g).reshape(*tokens.shape[:-1], weight.shape[1])
+        return (a + beta * g).reshape(out_shape)
 
 
 class TemporalEncoding(nn.Module):

@@ -50,8 +50,8 @@ class MemN2N(nn.Module):
         # Layer-wise: a separate question embedding B; adjacent: B = A_1; kv: B = A.
         self.question_encoder = self._sentence_encoder() if cfg.tying == "layerwise" else None
         self.attention = Attention(cfg)
-        adjacent_updates = cfg.hops if cfg.hop_transform else 0
-        n_update = {"adjacent": adjacent_updates, "layerwise": 1, "kv": cfg.hops}[cfg.tying]
+        # R_1..R_H (kv, adjacent with hop_transform), H (layerwise), or none (adjacent).
+        n_update = cfg.hops if cfg.transforms_update else int(cfg.tying == "layerwise")
         self.hop_updates = nn.ModuleList(nn.Linear(D, D, bias=False) for _ in range(n_update))
         for lin in self.hop_updates:
             assert isinstance(lin, nn.Linear)
@@ -115,8 +115,7 @@ class MemN2N(nn.Module):
         else:
             mixed = carried + o  # Sukhbaatar et al. 2015, eq. (2)
         # kv (and adjacent with hop_transform): q_{j+1} = R_j(q_j + o), Miller et al. 2016, §3.
-        transformed = self.cfg.tying == "kv" or self.cfg.hop_transform
-        nxt = self.hop_updates[hop](mixed) if transformed else mixed
+        nxt = self.hop_updates[hop](mixed) if self.cfg.transforms_update else mixed
         if self.cfg.activation == "half_relu":
             half = nxt.shape[-1] // 2
             nxt = torch.cat([nxt[..., :half], torch.relu(nxt[..., half:])], dim=-1)
