@@ -219,6 +219,10 @@ def train(
     """Train on bAbI, save the best-validation model to ``out``; resumable from ``out``.resume."""
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    model_options = {"temporal_buckets": cfg.memory_size, **model_cfg_overrides}
+    # Refuse bad model options before reading the data (seconds on 10k); the sizes
+    # come from the data and are checked with the real config below.
+    ModelConfig(vocab_size=1, answer_size=1, **model_options)
     splits = load_splits(
         Path(cfg.data_dir),
         list(cfg.tasks),
@@ -231,7 +235,7 @@ def train(
     model_cfg = ModelConfig(
         vocab_size=len(splits.vocab),
         answer_size=len(splits.answers),
-        **{"temporal_buckets": cfg.memory_size, **model_cfg_overrides},
+        **model_options,
     )
     model = MemN2N(model_cfg)
     opt = make_optimizer(cfg, model)

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from memnet.cli import main
+from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import load_checkpoint
+from memnet.train.trainer import TrainConfig, train
 
 
 def test_every_train_flag_reaches_the_checkpoint(
@@ -48,15 +50,18 @@ def test_every_train_flag_reaches_the_checkpoint(
     assert ckpt.name == "flags" and len(ckpt.metrics["history"]) == 2
 
 
+def _train_qa1(out: Path, *flags: str) -> int:
+    """``memnet train`` on qa1 for one quiet epoch, writing ``out``; its exit code."""
+    base = ["train", "--tasks", "1", "-o", str(out), "--no-progress", "--epochs", "1"]
+    return main([*base, *flags])
+
+
 def test_hop_transform_flag_reaches_an_adjacent_checkpoint(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "hybrid.pt"
-    flags = [
-        "train", "--tasks", "1", "-o", str(out), "--no-progress", "--epochs", "1",
-        "--ls-epochs", "0", "--dim", "8", "--hops", "2", "--tying", "adjacent", "--hop-transform",
-    ]  # fmt: skip
-    assert main(flags) == 0
+    flags = ["--ls-epochs", "0", "--dim", "8", "--hops", "2", "--tying", "adjacent"]
+    assert _train_qa1(out, *flags, "--hop-transform") == 0
     capsys.readouterr()
     m = load_checkpoint(out).model_config
     assert (m.tying, m.hop_transform) == ("adjacent", True)
@@ -66,10 +71,14 @@ def test_hop_transform_with_another_tying_is_refused_by_field(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "refused.pt"
-    flags = [
-        "train", "--tasks", "1", "-o", str(out), "--no-progress", "--epochs", "1",
-        "--dim", "8", "--tying", "kv", "--hop-transform",
-    ]  # fmt: skip
-    assert main(flags) == 2
+    assert _train_qa1(out, "--dim", "8", "--tying", "kv", "--hop-transform") == 2
     assert "[hop_transform]" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bad_model_options_are_refused_before_the_data_is_read(tmp_path: Path) -> None:
+    cfg = TrainConfig(data_dir=str(tmp_path / "no-such-data"), tasks=(1,))
+    with pytest.raises(InvalidArgument) as info:  # not the missing data's error
+        train(cfg, {"tying": "kv", "hop_transform": True}, tmp_path / "x.pt")
+    assert info.value.field == "hop_transform"
+    assert not (tmp_path / "x.pt").exists()
