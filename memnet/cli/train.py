@@ -8,7 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from memnet.errors import NotFound
-from memnet.model.config import ACTIVATIONS, HEADS, POSITION_FORMS, SCORINGS, TYINGS
+from memnet.model.config import (
+    ACTIVATIONS,
+    HEADS,
+    POSITION_FORMS,
+    SCORINGS,
+    TRANSFORM_INITS,
+    TYINGS,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -80,6 +87,12 @@ def register(subparsers: Any) -> None:
         "--hop-transform",
         action="store_true",
         help="adjacent tying only: u_{h+1} = R_h(u_h + o_h) with a learned R_h per hop, as kv",
+    )
+    m.add_argument(
+        "--transform-init",
+        choices=TRANSFORM_INITS,
+        default="normal",
+        help="initial R_h (or H): normal N(0, 0.1), or identity (start from u_h + o_h)",
     )
     m.add_argument(
         "--head",
@@ -162,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         "activation": args.activation,
         "gate": args.gate,
         "hop_transform": args.hop_transform,
+        "transform_init": args.transform_init,
         "head": args.head,
         "relation_dim": args.relation_dim,
         "relation_layers": args.relation_layers,

@@ -12,12 +12,14 @@ Scoring = Literal["dot", "scaled_dot", "cosine"]
 Activation = Literal["none", "half_relu"]
 Head = Literal["linear", "relational"]
 PositionForm = Literal["paper", "reference"]
+TransformInit = Literal["normal", "identity"]
 
 TYINGS: tuple[str, ...] = ("adjacent", "layerwise", "kv")
 SCORINGS: tuple[str, ...] = ("dot", "scaled_dot", "cosine")
 ACTIVATIONS: tuple[str, ...] = ("none", "half_relu")
 HEADS: tuple[str, ...] = ("linear", "relational")
 POSITION_FORMS: tuple[str, ...] = ("paper", "reference")
+TRANSFORM_INITS: tuple[str, ...] = ("normal", "identity")
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,10 @@ class ModelConfig:
     # Adjacent tying only: a learned R_h (D x D) per hop on the update, as the kv form
     # has, u_{h+1} = R_h(u_h + o_h), keeping one key space per hop. Off = the paper's sum.
     hop_transform: bool = False
+    # Initial weights of the update's matrices (R_h, or H for layerwise): "normal" =
+    # N(0, init_std) like every other weight; "identity" = I, so that training starts
+    # from the paper's sum u_h + o_h (and keeps o_h in the space the next keys live in).
+    transform_init: TransformInit = "normal"
     init_std: float = 0.1  # N(0, 0.1) initialisation (Sukhbaatar et al. 2015, §4.2)
     # The answer head: "linear" = softmax(W u_H) (Sukhbaatar et al. 2015, eq. 3);
     # "relational" adds a relation network over the hops' readouts o_1..o_H and the
@@ -79,6 +85,10 @@ class ModelConfig:
                 "hop_transform applies to tying 'adjacent' only (kv always has R_h, "
                 "layerwise has H)",
                 field="hop_transform",
+            )
+        if self.transform_init not in TRANSFORM_INITS:
+            raise InvalidArgument(
+                f"transform_init must be one of {TRANSFORM_INITS}", field="transform_init"
             )
         if self.head not in HEADS:
             raise InvalidArgument(f"head must be one of {HEADS}", field="head")

@@ -55,7 +55,10 @@ class MemN2N(nn.Module):
         self.hop_updates = nn.ModuleList(nn.Linear(D, D, bias=False) for _ in range(n_update))
         for lin in self.hop_updates:
             assert isinstance(lin, nn.Linear)
+            # Drawn with either init, so that a seed gives the same other weights.
             nn.init.normal_(lin.weight, std=cfg.init_std)
+            if cfg.transform_init == "identity":
+                nn.init.eye_(lin.weight)
         # GMemN2N transform gates, one per hop: g_h = σ(W_g,h u_h + b_g,h), (B, D).
         self.hop_gates = nn.ModuleList(nn.Linear(D, D) for _ in range(cfg.hops if cfg.gate else 0))
         for gate in self.hop_gates:

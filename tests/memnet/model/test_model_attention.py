@@ -170,6 +170,43 @@ def test_hop_transform_gives_adjacent_tying_a_per_hop_linear_update() -> None:
     assert not torch.allclose(before, model(q, story, mask).logits)
 
 
+def test_identity_transform_init_starts_adjacent_hop_transform_at_the_papers_update() -> None:
+    base = ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=3, tying="adjacent")
+    torch.manual_seed(0)
+    plain = MemN2N(base)
+    torch.manual_seed(0)
+    model = MemN2N(ModelConfig(**{**base.to_dict(), "hop_transform": True,
+                                  "transform_init": "identity"}))  # fmt: skip
+    for lin in model.hop_updates:
+        assert torch.equal(lin.weight, torch.eye(8))
+    # Same seed, same other weights: at initialisation it is the paper's adjacent model.
+    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and all(k.startswith("hop_updates.") for k in unexpected)
+    q, story, mask = _batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(q, story, mask).logits, plain(q, story, mask).logits)
+
+
+@pytest.mark.parametrize("tying", ["layerwise", "kv"])
+def test_identity_transform_init_changes_only_the_update_matrices(tying: str) -> None:
+    cfg = ModelConfig(vocab_size=20, answer_size=6, dim=8, hops=2, tying=tying)  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    normal = MemN2N(cfg).state_dict()
+    torch.manual_seed(0)
+    identity = MemN2N(ModelConfig(**{**cfg.to_dict(), "transform_init": "identity"}))
+    changed = [k for k, v in identity.state_dict().items() if not torch.equal(v, normal[k])]
+    assert changed and all(k.startswith("hop_updates.") for k in changed)
+    u, o = torch.randn(5, 8), torch.randn(5, 8)
+    with torch.no_grad():  # R_h = I (kv) or H = I (layerwise): u + o
+        torch.testing.assert_close(identity.update(u, o, 1), u + o)
+
+
+def test_unknown_transform_init_is_refused_by_field() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        ModelConfig(vocab_size=20, answer_size=6, transform_init="zeros")  # type: ignore[arg-type]
+    assert info.value.field == "transform_init"
+
+
 @pytest.mark.parametrize("tying", ["layerwise", "kv"])
 def test_hop_transform_is_refused_outside_adjacent_tying(tying: str) -> None:
     with pytest.raises(InvalidArgument) as info:
@@ -177,10 +214,11 @@ def test_hop_transform_is_refused_outside_adjacent_tying(tying: str) -> None:
     assert info.value.field == "hop_transform"
 
 
-def test_config_without_a_hop_transform_field_loads_without_one() -> None:
+def test_config_without_the_hop_transform_fields_loads_with_their_defaults() -> None:
     d = ModelConfig(vocab_size=20, answer_size=6, tying="adjacent").to_dict()
-    del d["hop_transform"]  # a checkpoint written before the field existed
-    assert ModelConfig.from_dict(d).hop_transform is False
+    del d["hop_transform"], d["transform_init"]  # a checkpoint written before the fields
+    loaded = ModelConfig.from_dict(d)
+    assert (loaded.hop_transform, loaded.transform_init) == (False, "normal")
 
 
 def test_config_without_a_gate_field_loads_ungated() -> None:

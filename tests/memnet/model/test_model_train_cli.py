@@ -27,7 +27,7 @@ def test_every_train_flag_reaches_the_checkpoint(
         "--heads", "2", "--activation", "half_relu", "--gate", "--head", "relational",
         "--relation-dim", "10", "--relation-layers", "3", "--dropout", "0.1",
         "--no-position-encoding", "--position-form", "reference", "--position-length", "9",
-        "--no-temporal",
+        "--no-temporal", "--transform-init", "identity",
     ]  # fmt: skip
     assert main(flags) == 0
     assert "saved" in capsys.readouterr().out
@@ -41,7 +41,7 @@ def test_every_train_flag_reaches_the_checkpoint(
         3,
     )
     assert (m.dropout, m.position_encoding, m.temporal_buckets, m.gate) == (0.1, False, 0, True)
-    assert (m.position_form, m.position_length) == ("reference", 9)
+    assert (m.position_form, m.position_length, m.transform_init) == ("reference", 9, "identity")
     assert (t["seed"], t["epochs"], t["ls_epochs"], t["lr"], t["ls_lr"]) == (3, 1, 1, 0.02, 0.004)
     assert (t["decay_every"], t["decay"], t["batch_size"], t["bucket"]) == (7, 0.7, 16, 0)
     assert (t["optimizer"], t["weight_decay"], t["max_grad_norm"]) == ("adam", 0.001, 20.0)
