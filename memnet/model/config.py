@@ -90,6 +90,16 @@ class ModelConfig:
             raise InvalidArgument(
                 f"transform_init must be one of {TRANSFORM_INITS}", field="transform_init"
             )
+        if (
+            self.transform_init == "identity"
+            and self.tying == "adjacent"
+            and not self.hop_transform
+        ):
+            raise InvalidArgument(
+                "transform_init 'identity' needs an update matrix: adjacent tying has one "
+                "only with hop_transform",
+                field="transform_init",
+            )
         if self.head not in HEADS:
             raise InvalidArgument(f"head must be one of {HEADS}", field="head")
         if not 0.0 <= self.dropout < 1.0:

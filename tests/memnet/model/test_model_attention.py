@@ -201,9 +201,13 @@ def test_identity_transform_init_changes_only_the_update_matrices(tying: str) ->
         torch.testing.assert_close(identity.update(u, o, 1), u + o)
 
 
-def test_unknown_transform_init_is_refused_by_field() -> None:
-    with pytest.raises(InvalidArgument) as info:
-        ModelConfig(vocab_size=20, answer_size=6, transform_init="zeros")  # type: ignore[arg-type]
+@pytest.mark.parametrize(
+    "options",
+    [{"transform_init": "zeros"}, {"transform_init": "identity", "tying": "adjacent"}],
+)
+def test_bad_transform_init_is_refused_by_field(options: dict[str, str]) -> None:
+    with pytest.raises(InvalidArgument) as info:  # unknown, or no matrix to initialise
+        ModelConfig(vocab_size=20, answer_size=6, **options)  # type: ignore[arg-type]
     assert info.value.field == "transform_init"
 
 
