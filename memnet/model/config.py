@@ -90,11 +90,7 @@ class ModelConfig:
             raise InvalidArgument(
                 f"transform_init must be one of {TRANSFORM_INITS}", field="transform_init"
             )
-        if (
-            self.transform_init == "identity"
-            and self.tying == "adjacent"
-            and not self.hop_transform
-        ):
+        if self.transform_init == "identity" and self.update_matrices == 0:
             raise InvalidArgument(
                 "transform_init 'identity' needs an update matrix: adjacent tying has one "
                 "only with hop_transform",
@@ -124,6 +120,13 @@ class ModelConfig:
     def transforms_update(self) -> bool:
         """True when each hop's update is R_h(u_h + o_h): kv, or adjacent with hop_transform."""
         return self.tying == "kv" or self.hop_transform
+
+    @property
+    def update_matrices(self) -> int:
+        """How many D x D update matrices the model has: R_1..R_H, layerwise's H, or none."""
+        if self.transforms_update:
+            return self.hops
+        return int(self.tying == "layerwise")
 
     @property
     def single_key_space(self) -> bool:

@@ -51,8 +51,9 @@ class MemN2N(nn.Module):
         self.question_encoder = self._sentence_encoder() if cfg.tying == "layerwise" else None
         self.attention = Attention(cfg)
         # R_1..R_H (kv, adjacent with hop_transform), H (layerwise), or none (adjacent).
-        n_update = cfg.hops if cfg.transforms_update else int(cfg.tying == "layerwise")
-        self.hop_updates = nn.ModuleList(nn.Linear(D, D, bias=False) for _ in range(n_update))
+        self.hop_updates = nn.ModuleList(
+            nn.Linear(D, D, bias=False) for _ in range(cfg.update_matrices)
+        )
         for lin in self.hop_updates:
             assert isinstance(lin, nn.Linear)
             # Drawn with either init, so that a seed gives the same other weights.
