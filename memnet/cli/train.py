@@ -65,6 +65,12 @@ def register(subparsers: Any) -> None:
         help="hold out whole stories (default), or single questions as runs up to "
         "2026-12-01 did (bAbI repeats questions within a story, so that leaks)",
     )
+    g.add_argument(
+        "--balance-tasks",
+        action="store_true",
+        help="repeat each task's training questions round(largest/own) times, so a task "
+        "trained from a smaller file (10k: qa3 from 1k) weighs as much per epoch",
+    )
     g.add_argument("--threads", type=int, default=1, help="torch threads")
     m = p.add_argument_group("model")
     m.add_argument("--dim", type=int, default=50)
@@ -161,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
         random_noise=args.random_noise,
         val_fraction=args.val_fraction,
         val_split=args.val_split,
+        balance_tasks=args.balance_tasks,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         seed=args.seed,

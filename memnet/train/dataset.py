@@ -66,6 +66,17 @@ def split_train_valid(
     )
 
 
+def task_repeats(counts: list[int]) -> list[int]:
+    """How often to repeat each task's training questions so the tasks weigh alike.
+
+    Each task is repeated round(largest / own) times (at least once): in 10k with qa3
+    taken from its 1k file, qa3's 900 questions are repeated 10 times to match the
+    others' 9,000.
+    """
+    largest = max(counts, default=0)
+    return [max(1, round(largest / n)) if n else 1 for n in counts]
+
+
 def load_splits(
     data_dir: Path,
     tasks: list[int],
@@ -75,16 +86,30 @@ def load_splits(
     seed: int,
     fallback_dir: Path | None = None,
     val_split: str = "story",
+    balance_tasks: bool = False,
 ) -> Splits:
-    """Train and validation tensors; the vocabularies come from the training files."""
+    """Train and validation tensors; the vocabularies come from the training files.
+
+    ``balance_tasks`` repeats each task's training questions ``task_repeats`` times so
+    that every task weighs about the same in an epoch (validation is never repeated).
+    """
     rng = np.random.default_rng(seed)
-    train_ex: list[Example] = []
+    train_by_task: list[list[Example]] = []
     valid_ex: list[Example] = []
     for t in tasks:
         examples = load_task(data_dir, t, "train", fallback_dir=fallback_dir)
         tr, va = split_train_valid(examples, val_fraction, rng, by=val_split)
-        train_ex += tr
+        train_by_task.append(tr)
         valid_ex += va
+    repeats = task_repeats([len(tr) for tr in train_by_task]) if balance_tasks else None
+    train_ex: list[Example] = []
+    for i, tr in enumerate(train_by_task):
+        train_ex += tr * (repeats[i] if repeats else 1)
+    if repeats and max(repeats) > 1:
+        LOG.info(
+            "balanced tasks: %s",
+            ", ".join(f"qa{t} x{r}" for t, r in zip(tasks, repeats, strict=True) if r > 1),
+        )
     # Word and answer lists come from the whole training files (validation questions
     # included: their words and labels are known, their gradients are not used).
     vocab, answers = build_vocabularies(train_ex + valid_ex)

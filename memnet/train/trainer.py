@@ -51,6 +51,7 @@ class TrainConfig:
     random_noise: float = 0.1  # fraction of empty memories interleaved in time (0 = off)
     val_fraction: float = 0.1
     val_split: str = "story"  # whole stories held out; "question": runs up to 2026-12-01
+    balance_tasks: bool = False  # repeat small tasks' train questions (10k qa3 from 1k)
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     seed: int = 0
@@ -229,6 +230,7 @@ def train(
         memory_size=cfg.memory_size,
         val_fraction=cfg.val_fraction,
         val_split=cfg.val_split,
+        balance_tasks=cfg.balance_tasks,
         seed=cfg.seed,
         fallback_dir=Path(cfg.fallback_data_dir) if cfg.fallback_data_dir else None,
     )
