@@ -54,6 +54,13 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd")
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 penalty (optimizer's)")
+    g.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.0,
+        help="validate and save an exponential moving average of the weights over the "
+        "softmax steps, w <- d*w + (1-d)*w_step (e.g. 0.9999; 0 = off)",
+    )
     g.add_argument("--max-grad-norm", type=float, default=40.0, help="per weight matrix")
     g.add_argument("--random-noise", type=float, default=0.1, help="RN fraction (0 = off)")
     g.add_argument("--memory-size", type=int, default=50, help="most recent sentences kept")
@@ -170,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         balance_tasks=args.balance_tasks,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
+        ema_decay=args.ema_decay,
         seed=args.seed,
         threads=args.threads,
     )

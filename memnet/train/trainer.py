@@ -15,11 +15,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from memnet.data.tensors import BabiTensors
@@ -54,8 +55,15 @@ class TrainConfig:
     balance_tasks: bool = False  # repeat small tasks' train questions (10k qa3 from 1k)
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
+    ema_decay: float = 0.0  # weights validated and saved: an EMA of the softmax steps (0 = off)
     seed: int = 0
     threads: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise InvalidArgument(
+                f"ema_decay must be in [0, 1), got {self.ema_decay}", field="ema_decay"
+            )
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch`` counted over both phases."""
@@ -150,6 +158,19 @@ def make_optimizer(cfg: TrainConfig, model: MemN2N) -> torch.optim.Optimizer:
     raise InvalidArgument("optimizer must be 'sgd' or 'adam'", field="optimizer")
 
 
+def make_ema(model: MemN2N, decay: float) -> AveragedModel:
+    """An exponential moving average of ``model``'s weights (Polyak averaging).
+
+    After each step ``w_ema ← decay · w_ema + (1 − decay) · w``; the first update copies
+    the weights. Nil rows stay zero: they are zero in every averaged step.
+    """
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+
+
+def averaged_module(ema: AveragedModel) -> MemN2N:
+    return cast(MemN2N, ema.module)
+
+
 def train_epoch(
     model: MemN2N,
     opt: torch.optim.Optimizer,
@@ -159,8 +180,12 @@ def train_epoch(
     linear: bool,
     gen: torch.Generator,
     rng: np.random.Generator,
+    ema: AveragedModel | None = None,
 ) -> tuple[float, float]:
-    """One pass over ``data`` in random batches; mean loss and accuracy."""
+    """One pass over ``data`` in random batches; mean loss and accuracy.
+
+    With ``ema``, the moving average is updated after every step.
+    """
     model.train()
     total_loss, correct = 0.0, 0
     for idx in batch_order(data.lengths, cfg.batch_size, cfg.bucket, gen):
@@ -177,6 +202,8 @@ def train_epoch(
         clip_per_matrix(model, cfg.max_grad_norm)
         opt.step()
         model.zero_nil_()
+        if ema is not None:
+            ema.update_parameters(model)
         total_loss += float(loss.detach())
         correct += int((out.logits.argmax(-1) == data.answers[idx]).sum())
     return total_loss / len(data), correct / len(data)
@@ -243,10 +270,11 @@ def train(
     opt = make_optimizer(cfg, model)
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     state = TrainState()
     resume_path = out.with_name(out.name + ".resume")
     if resume and resume_path.is_file():
-        state = _load_resume(resume_path, model, opt, gen, rng)
+        state = _load_resume(resume_path, model, opt, gen, rng, ema=ema)
         LOG.info("resumed from %s after epoch %d", resume_path, state.epoch)
     _fit(
         model,
@@ -256,6 +284,7 @@ def train(
         state,
         gen=gen,
         rng=rng,
+        ema=ema,
         resume_path=resume_path,
         name=name,
         progress=progress,
@@ -294,11 +323,16 @@ def _fit(
     *,
     gen: torch.Generator,
     rng: np.random.Generator,
+    ema: AveragedModel | None,
     resume_path: Path,
     name: str,
     progress: bool,
 ) -> None:
-    """Run the remaining epochs: linear start, then softmax; keep the best validation state."""
+    """Run the remaining epochs: linear start, then softmax; keep the best validation state.
+
+    With ``ema``, the softmax epochs update the average, and the average is what is
+    validated and kept.
+    """
     total = cfg.ls_epochs + cfg.epochs
     bar = tqdm(
         total=total,
@@ -315,17 +349,21 @@ def _fit(
         for g in opt.param_groups:
             g["lr"] = cfg.lr_at(e)
         t0 = time.perf_counter()
-        loss, acc = train_epoch(model, opt, splits.train, cfg, linear=linear, gen=gen, rng=rng)
+        step_ema = None if linear else ema
+        loss, acc = train_epoch(
+            model, opt, splits.train, cfg, linear=linear, gen=gen, rng=rng, ema=step_ema
+        )
         state.seconds += time.perf_counter() - t0
-        val_acc, val_loss = _validate(model, splits.valid, linear=linear)
+        scored = averaged_module(step_ema) if step_ema is not None else model
+        val_acc, val_loss = _validate(scored, splits.valid, linear=linear)
         state.history.append(
             {"epoch": e + 1, "loss": loss, "acc": acc, "val_loss": val_loss, "val_acc": val_acc}
         )
         if not linear and (val_acc, -val_loss) > state.best_score:
             state.best_score, state.best_epoch = (val_acc, -val_loss), e + 1
-            state.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            state.best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         state.epoch = e + 1
-        _save_resume(resume_path, model=model, opt=opt, gen=gen, rng=rng, state=state)
+        _save_resume(resume_path, model=model, opt=opt, gen=gen, rng=rng, state=state, ema=ema)
         bar.set_postfix(  # progress on stderr: loss and accuracy
             loss=f"{loss:.3f}",
             acc=f"{acc:.3f}",
@@ -350,6 +388,7 @@ def _save_resume(
     gen: torch.Generator,
     rng: np.random.Generator,
     state: TrainState,
+    ema: AveragedModel | None = None,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -365,6 +404,7 @@ def _save_resume(
             "best_state": state.best_state,
             "history": state.history,
             "seconds": state.seconds,
+            "ema": ema.state_dict() if ema is not None else None,
         },
         tmp,
     )
@@ -377,9 +417,19 @@ def _load_resume(
     opt: torch.optim.Optimizer,
     gen: torch.Generator,
     rng: np.random.Generator,
+    *,
+    ema: AveragedModel | None = None,
 ) -> TrainState:
     d = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(d["model"])
+    if (ema is not None) != (d.get("ema") is not None):
+        raise InvalidArgument(
+            f"{path} was written with{'out' if d.get('ema') is None else ''} --ema-decay; "
+            "resume with the same setting",
+            field="ema_decay",
+        )
+    if ema is not None:
+        ema.load_state_dict(d["ema"])
     opt.load_state_dict(d["optimizer"])
     gen.set_state(d["torch_rng"])
     rng.bit_generator.state = d["numpy_rng"]
