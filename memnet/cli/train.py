@@ -78,6 +78,12 @@ def register(subparsers: Any) -> None:
         help="repeat each task's training questions round(largest/own) times, so a task "
         "trained from a smaller file (10k: qa3 from 1k) weighs as much per epoch",
     )
+    g.add_argument(
+        "--augment-entities",
+        action="store_true",
+        help="train every question under a fresh consistent renaming of its people, "
+        "places, objects, animals, colours and directions (story, question and answer)",
+    )
     g.add_argument("--threads", type=int, default=1, help="torch threads")
     m = p.add_argument_group("model")
     m.add_argument("--dim", type=int, default=50)
@@ -175,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
         val_fraction=args.val_fraction,
         val_split=args.val_split,
         balance_tasks=args.balance_tasks,
+        augment_entities=args.augment_entities,
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         ema_decay=args.ema_decay,

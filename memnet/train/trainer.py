@@ -28,6 +28,7 @@ from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import Checkpoint, save_checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
+from memnet.train.augment import EntityRenamer
 from memnet.train.dataset import Splits, load_splits
 from memnet.train.evaluate import evaluate, predict
 
@@ -53,6 +54,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_split: str = "story"  # whole stories held out; "question": runs up to 2026-12-01
     balance_tasks: bool = False  # repeat small tasks' train questions (10k qa3 from 1k)
+    augment_entities: bool = False  # rename each train question's entities (EntityRenamer)
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     ema_decay: float = 0.0  # weights validated and saved: an EMA of the softmax steps (0 = off)
@@ -181,10 +183,12 @@ def train_epoch(
     gen: torch.Generator,
     rng: np.random.Generator,
     ema: AveragedModel | None = None,
+    renamer: EntityRenamer | None = None,
 ) -> tuple[float, float]:
     """One pass over ``data`` in random batches; mean loss and accuracy.
 
-    With ``ema``, the moving average is updated after every step.
+    With ``ema``, the moving average is updated after every step; with ``renamer``,
+    every question is trained under a fresh renaming of its entities.
     """
     model.train()
     total_loss, correct = 0.0, 0
@@ -195,8 +199,11 @@ def train_epoch(
             recency = torch.from_numpy(
                 random_time(lengths.numpy(), stories.shape[1], cfg.random_noise, rng)
             )
-        out = model(data.queries[idx], stories, mask, recency=recency, linear=linear)
-        loss = F.cross_entropy(out.logits, data.answers[idx], reduction="sum")
+        queries, answers = data.queries[idx], data.answers[idx]
+        if renamer is not None:
+            stories, queries, answers = renamer(stories, queries, answers, data.tasks[idx], rng)
+        out = model(queries, stories, mask, recency=recency, linear=linear)
+        loss = F.cross_entropy(out.logits, answers, reduction="sum")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         clip_per_matrix(model, cfg.max_grad_norm)
@@ -205,7 +212,7 @@ def train_epoch(
         if ema is not None:
             ema.update_parameters(model)
         total_loss += float(loss.detach())
-        correct += int((out.logits.argmax(-1) == data.answers[idx]).sum())
+        correct += int((out.logits.argmax(-1) == answers).sum())
     return total_loss / len(data), correct / len(data)
 
 
@@ -271,6 +278,13 @@ def train(
     gen = torch.Generator().manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    renamer = None
+    if cfg.augment_entities:
+        train_data = splits.train
+        renamer = EntityRenamer.for_data(
+            splits.vocab, splits.answers, train_data.stories, train_data.queries, train_data.tasks
+        )
+        LOG.info("entity renaming: %s", renamer.describe() or "no task has a class")
     state = TrainState()
     resume_path = out.with_name(out.name + ".resume")
     if resume and resume_path.is_file():
@@ -285,6 +299,7 @@ def train(
         gen=gen,
         rng=rng,
         ema=ema,
+        renamer=renamer,
         resume_path=resume_path,
         name=name,
         progress=progress,
@@ -325,6 +340,7 @@ def _fit(
     rng: np.random.Generator,
     ema: AveragedModel | None,
     resume_path: Path,
+    renamer: EntityRenamer | None = None,
     name: str,
     progress: bool,
 ) -> None:
@@ -351,7 +367,15 @@ def _fit(
         t0 = time.perf_counter()
         step_ema = None if linear else ema
         loss, acc = train_epoch(
-            model, opt, splits.train, cfg, linear=linear, gen=gen, rng=rng, ema=step_ema
+            model,
+            opt,
+            splits.train,
+            cfg,
+            linear=linear,
+            gen=gen,
+            rng=rng,
+            ema=step_ema,
+            renamer=renamer,
         )
         state.seconds += time.perf_counter() - t0
         scored = averaged_module(step_ema) if step_ema is not None else model
