@@ -155,7 +155,8 @@ class EntityRenamer:
 
     ``task_words`` maps each task to the word ids its training questions use; a
     class is renamed in a task when at least two of its members (all of them, for a
-    class of opposites) occur there.
+    class of opposites) occur there, and each of its forms is a word for all of them
+    or for none (qa19's answer letters are never words).
     """
 
     def __init__(
@@ -179,6 +180,8 @@ class EntityRenamer:
                 if len(present) < 2 or (cls.opposites and len(present) < len(cls.members)):
                     continue
                 ids = np.array([[word_index.get(f, -1) for f in m] for m in present])
+                if ((ids >= 0).any(axis=0) & (ids < 0).any(axis=0)).any():
+                    continue  # a form that is a word for some members only: cannot follow
                 chosen.append(_TaskClass(cls, ids, tuple(present)))
             self.by_task[task] = chosen
 

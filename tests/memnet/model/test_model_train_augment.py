@@ -159,3 +159,13 @@ def test_training_with_renaming_records_it_and_trains_on_renamed_questions(
     assert plain.train_config["augment_entities"] is False
     changed = [not torch.equal(v, renamed.state_dict[k]) for k, v in plain.state_dict.items()]
     assert any(changed)
+
+
+def test_a_class_whose_plural_is_missing_for_one_member_is_not_renamed() -> None:
+    words = ("<nil>", "afraid", "cat", "cats", "mouse", "wolf", "wolves")  # no "mice"
+    renamer = EntityRenamer(Vocabulary(words), Vocabulary(("cat",)), {15: {1, 2, 3, 4, 5, 6}})
+    assert renamer.by_task[15] == []
+    full = EntityRenamer(
+        Vocabulary((*words, "mice")), Vocabulary(("cat",)), {15: {1, 2, 3, 4, 5, 6, 7}}
+    )
+    assert [c.cls.name for c in full.by_task[15]] == ["qa15 animals"]
