@@ -339,8 +339,8 @@ def _fit(
     gen: torch.Generator,
     rng: np.random.Generator,
     ema: AveragedModel | None,
+    renamer: EntityRenamer | None,
     resume_path: Path,
-    renamer: EntityRenamer | None = None,
     name: str,
     progress: bool,
 ) -> None:
