@@ -84,6 +84,15 @@ def register(subparsers: Any) -> None:
         help="train every question under a fresh consistent renaming of its people, "
         "places, objects, animals, colours and directions (story, question and answer)",
     )
+    g.add_argument(
+        "--augment-skip",
+        action="append",
+        default=[],
+        metavar="CLASS",
+        help="with --augment-entities, leave this entity class as it is (repeatable; "
+        "an unknown name lists the classes); qa18-objects keeps qa18's object names, "
+        "which predict its answers",
+    )
     g.add_argument("--threads", type=int, default=1, help="torch threads")
     m = p.add_argument_group("model")
     m.add_argument("--dim", type=int, default=50)
@@ -182,6 +191,7 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split,
         balance_tasks=args.balance_tasks,
         augment_entities=args.augment_entities,
+        augment_skip=tuple(args.augment_skip),
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         ema_decay=args.ema_decay,

@@ -23,6 +23,7 @@ alike. Constraints that keep a renamed question valid:
 qa18's generator gives every object a fixed size, so the question alone answers 94 % of
 its training questions; renaming qa18's objects removes that prior in training while
 the test stories keep it (docs/results.md, twelfth round: task 18 varies by seed).
+``classes_without`` leaves such a class out (``memnet train --augment-skip qa18-objects``).
 
 Only the members a task's training questions use are renamed in that task. A question
 whose renamed answer is not in the answer vocabulary (qa8's lists, "milk,apple", are
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 
 from memnet.data.vocab import Vocabulary
+from memnet.errors import InvalidArgument
 
 ALL_TASKS = frozenset(range(1, 21))
 NOT_QA20 = ALL_TASKS - {20}
@@ -134,6 +136,27 @@ ENTITY_CLASSES: tuple[EntityClass, ...] = (
 )
 
 
+def class_slug(cls: EntityClass) -> str:
+    """The class's name as a command-line word: "qa18 objects" -> "qa18-objects"."""
+    return cls.name.replace(" ", "-")
+
+
+def classes_without(skip: tuple[str, ...]) -> tuple[EntityClass, ...]:
+    """``ENTITY_CLASSES`` less the classes named (by slug) in ``skip``.
+
+    Raises InvalidArgument (field ``augment_skip``) naming the valid slugs for an
+    unknown name.
+    """
+    slugs = [class_slug(c) for c in ENTITY_CLASSES]
+    unknown = [name for name in skip if name not in slugs]
+    if unknown:
+        raise InvalidArgument(
+            f"augment_skip: unknown entity class {', '.join(unknown)}; classes: {', '.join(slugs)}",
+            field="augment_skip",
+        )
+    return tuple(c for c in ENTITY_CLASSES if class_slug(c) not in skip)
+
+
 def draw_renaming(cls: EntityClass, n: int, rng: np.random.Generator) -> np.ndarray:
     """A permutation of ``n`` members of ``cls``: member i becomes member out[i]. (n,) int64."""
     if not cls.opposites:
@@ -197,6 +220,8 @@ class EntityRenamer:
         stories: torch.Tensor,
         queries: torch.Tensor,
         tasks: torch.Tensor,
+        *,
+        classes: tuple[EntityClass, ...] = ENTITY_CLASSES,
     ) -> EntityRenamer:
         """From training tensors: stories (N, M, T), queries (N, Tq), tasks (N,)."""
         task_words: dict[int, set[int]] = {}
@@ -204,7 +229,7 @@ class EntityRenamer:
             rows = tasks == t
             used = torch.cat([stories[rows].flatten(), queries[rows].flatten()]).unique()
             task_words[int(t)] = set(used.tolist()) - {0}
-        return cls(vocab, answers, task_words)
+        return cls(vocab, answers, task_words, classes)
 
     def describe(self) -> str:
         """'qa1: female names, male names, places; ...' for the training log."""

@@ -28,7 +28,7 @@ from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import Checkpoint, save_checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
-from memnet.train.augment import EntityRenamer
+from memnet.train.augment import EntityRenamer, class_slug, classes_without
 from memnet.train.dataset import Splits, load_splits
 from memnet.train.evaluate import evaluate, predict
 
@@ -55,6 +55,7 @@ class TrainConfig:
     val_split: str = "story"  # whole stories held out; "question": runs up to 2026-12-01
     balance_tasks: bool = False  # repeat small tasks' train questions (10k qa3 from 1k)
     augment_entities: bool = False  # rename each train question's entities (EntityRenamer)
+    augment_skip: tuple[str, ...] = ()  # entity classes not renamed, by slug ("qa18-objects")
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     ema_decay: float = 0.0  # weights validated and saved: an EMA of the softmax steps (0 = off)
@@ -66,6 +67,12 @@ class TrainConfig:
             raise InvalidArgument(
                 f"ema_decay must be in [0, 1), got {self.ema_decay}", field="ema_decay"
             )
+        if self.augment_skip and not self.augment_entities:
+            raise InvalidArgument(
+                "augment_skip names classes left out of entity renaming; it needs augment_entities",
+                field="augment_skip",
+            )
+        classes_without(self.augment_skip)  # raises for an unknown class
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch`` counted over both phases."""
@@ -236,7 +243,11 @@ def _checkpoint(
         state_dict=state,
         name=name,
         description=description,
-        train_config={**asdict(cfg), "tasks": list(cfg.tasks)},
+        train_config={
+            **asdict(cfg),
+            "tasks": list(cfg.tasks),
+            "augment_skip": list(cfg.augment_skip),
+        },
         metrics=metrics,
     )
 
@@ -282,13 +293,20 @@ def train(
     if cfg.augment_entities:
         train_data = splits.train
         renamer = EntityRenamer.for_data(
-            splits.vocab, splits.answers, train_data.stories, train_data.queries, train_data.tasks
+            splits.vocab,
+            splits.answers,
+            train_data.stories,
+            train_data.queries,
+            train_data.tasks,
+            classes=classes_without(cfg.augment_skip),
         )
         LOG.info("entity renaming: %s", renamer.describe() or "no task has a class")
     state = TrainState()
     resume_path = out.with_name(out.name + ".resume")
     if resume and resume_path.is_file():
-        state = _load_resume(resume_path, model, opt, gen, rng, ema=ema)
+        state = _load_resume(
+            resume_path, model, opt, gen, rng, ema=ema, renamed_classes=renamed_classes(cfg)
+        )
         LOG.info("resumed from %s after epoch %d", resume_path, state.epoch)
     _fit(
         model,
@@ -387,7 +405,16 @@ def _fit(
             state.best_score, state.best_epoch = (val_acc, -val_loss), e + 1
             state.best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         state.epoch = e + 1
-        _save_resume(resume_path, model=model, opt=opt, gen=gen, rng=rng, state=state, ema=ema)
+        _save_resume(
+            resume_path,
+            model=model,
+            opt=opt,
+            gen=gen,
+            rng=rng,
+            state=state,
+            ema=ema,
+            renamed_classes=renamed_classes(cfg),
+        )
         bar.set_postfix(  # progress on stderr: loss and accuracy
             loss=f"{loss:.3f}",
             acc=f"{acc:.3f}",
@@ -404,6 +431,13 @@ def _validate(model: MemN2N, data: BabiTensors, *, linear: bool) -> tuple[float,
     return float((pred == data.answers).float().mean()), loss / len(data)
 
 
+def renamed_classes(cfg: TrainConfig) -> list[str] | None:
+    """Slugs of the entity classes ``cfg`` renames; None without entity renaming."""
+    if not cfg.augment_entities:
+        return None
+    return [class_slug(c) for c in classes_without(cfg.augment_skip)]
+
+
 def _save_resume(
     path: Path,
     *,
@@ -413,6 +447,7 @@ def _save_resume(
     rng: np.random.Generator,
     state: TrainState,
     ema: AveragedModel | None = None,
+    renamed_classes: list[str] | None = None,
 ) -> None:
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +464,7 @@ def _save_resume(
             "history": state.history,
             "seconds": state.seconds,
             "ema": ema.state_dict() if ema is not None else None,
+            "renamed_classes": renamed_classes,
         },
         tmp,
     )
@@ -443,8 +479,17 @@ def _load_resume(
     rng: np.random.Generator,
     *,
     ema: AveragedModel | None = None,
+    renamed_classes: list[str] | None = None,
 ) -> TrainState:
     d = torch.load(path, map_location="cpu", weights_only=True)
+    # resume files written before renaming was recorded lack the key: not checked
+    if "renamed_classes" in d and d["renamed_classes"] != renamed_classes:
+        raise InvalidArgument(
+            f"{path} was written renaming entity classes {d['renamed_classes']}, "
+            f"this run renames {renamed_classes}; resume with the same "
+            "--augment-entities and --augment-skip",
+            field="augment_entities",
+        )
     model.load_state_dict(d["model"])
     if (ema is not None) != (d.get("ema") is not None):
         raise InvalidArgument(

@@ -13,7 +13,8 @@ import torch
 
 from memnet.data.babi import find_default_data_dir
 from memnet.data.vocab import Vocabulary
-from memnet.train.augment import ENTITY_CLASSES, EntityRenamer, draw_renaming
+from memnet.errors import InvalidArgument
+from memnet.train.augment import ENTITY_CLASSES, EntityRenamer, classes_without, draw_renaming
 from memnet.train.dataset import Splits, load_splits
 from memnet.train.trainer import TrainConfig, train
 
@@ -169,3 +170,53 @@ def test_a_class_whose_plural_is_missing_for_one_member_is_not_renamed() -> None
         Vocabulary((*words, "mice")), Vocabulary(("cat",)), {15: {1, 2, 3, 4, 5, 6, 7}}
     )
     assert [c.cls.name for c in full.by_task[15]] == ["qa15 animals"]
+
+
+def test_a_skipped_class_is_not_renamed_and_the_rest_still_is() -> None:
+    words = ("<nil>", "box", "chest", "chocolate", "container", "suitcase", "john", "daniel")
+    used = {18: set(range(1, len(words)))}
+    answers = Vocabulary(("yes", "no"))
+    full = EntityRenamer(Vocabulary(words), answers, used)
+    assert [c.cls.name for c in full.by_task[18]] == ["male names", "qa18 objects"]
+    kept = EntityRenamer(Vocabulary(words), answers, used, classes_without(("qa18-objects",)))
+    assert [c.cls.name for c in kept.by_task[18]] == ["male names"]
+    tasks, ans = torch.full((200,), 18), torch.zeros(200, dtype=torch.int64)
+    table, _ = kept.tables(tasks, ans, np.random.default_rng(0))  # (200, V)
+    assert (table[:, 2:6] == np.arange(2, 6)).all()  # the qa18 objects stay
+    assert (table[:, 6] == 7).any()  # john -> daniel still happens
+
+
+def test_an_unknown_skipped_class_is_refused_naming_the_classes() -> None:
+    with pytest.raises(InvalidArgument, match="qa18-objects") as err:
+        classes_without(("qa18-object",))
+    assert err.value.field == "augment_skip"
+    with pytest.raises(InvalidArgument, match="unknown entity class qa18-object"):
+        TrainConfig(data_dir="d", tasks=(18,), augment_entities=True, augment_skip=("qa18-object",))
+
+
+def test_skipping_a_class_without_renaming_is_refused() -> None:
+    with pytest.raises(InvalidArgument, match="needs augment_entities") as err:
+        TrainConfig(data_dir="d", tasks=(18,), augment_skip=("qa18-objects",))
+    assert err.value.field == "augment_skip"
+
+
+def test_resuming_with_another_renaming_is_refused(tmp_path: Path) -> None:
+    data_dir = find_default_data_dir()
+    assert data_dir is not None, "bAbI data/babi/en is missing"
+    cfg = TrainConfig(
+        data_dir=str(data_dir), tasks=(1,), epochs=1, ls_epochs=0, augment_entities=True
+    )
+    model = {"dim": 8, "tying": "kv", "hops": 1}
+    out = tmp_path / "r.pt"
+    first = train(cfg, model, out, progress=False)
+    assert first.train_config["augment_skip"] == []
+    longer = replace(cfg, epochs=2)
+    for changed in (
+        replace(longer, augment_entities=False),
+        replace(longer, augment_skip=("places",)),
+    ):
+        with pytest.raises(InvalidArgument, match="--augment-skip") as err:
+            train(changed, model, out, resume=True, progress=False)
+        assert err.value.field == "augment_entities"
+    resumed = train(longer, model, out, resume=True, progress=False)  # same setting: resumes
+    assert len(resumed.metrics["history"]) == 2
