@@ -10,10 +10,9 @@ epoch with the best validation accuracy of the softmax phase.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -29,8 +28,10 @@ from memnet.model.checkpoint import Checkpoint, save_checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
 from memnet.train.augment import EntityRenamer, class_slug, classes_without
+from memnet.train.batches import batch_order, random_time, trim
 from memnet.train.dataset import Splits, load_splits
 from memnet.train.evaluate import evaluate, predict
+from memnet.train.resume import TrainState, load_resume, save_resume
 
 LOG = logging.getLogger(__name__)
 
@@ -79,68 +80,6 @@ class TrainConfig:
         if epoch < self.ls_epochs:
             return self.ls_lr
         return self.lr * self.decay ** ((epoch - self.ls_epochs) // self.decay_every)
-
-
-@dataclass
-class TrainState:
-    epoch: int = 0  # epochs completed
-    best_score: tuple[float, float] = (-1.0, -math.inf)  # (valid accuracy, -valid loss)
-    best_epoch: int = -1
-    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def random_time(lengths: np.ndarray, M: int, noise: float, rng: np.random.Generator) -> np.ndarray:
-    """Time indices with random empty memories interleaved (RN, Sukhbaatar et al. 2015, §4.2).
-
-    For n memories, up to ceil(noise·n) empty slots are added; the n real memories take a
-    sorted random subset of the n + blanks time indices. (B,) -> (B, M) int64.
-    """
-    n = np.asarray(lengths, dtype=np.int64)  # (B,)
-    B = len(n)
-    out = np.tile(np.arange(M, dtype=np.int64), (B, 1))
-    if B == 0:
-        return out
-    blanks = rng.integers(0, np.ceil(noise * n).astype(np.int64) + 1)  # (B,), 0..ceil(noise·n)
-    span = n + blanks  # (B,) time indices to choose from
-    W = int(span.max())
-    slots = np.arange(W)  # (W,)
-    keys = np.where(slots < span[:, None], rng.random((B, W)), np.inf)  # (B, W)
-    rank = np.argsort(np.argsort(keys, axis=1), axis=1)  # (B, W) rank of each slot's key
-    chosen = np.sort(np.where(rank < n[:, None], slots, W), axis=1)[:, :M]  # (B, ≤M) ascending
-    take = np.arange(chosen.shape[1]) < n[:, None]  # the first n of each row are real
-    out[:, : chosen.shape[1]][take] = chosen[take]
-    return out
-
-
-def batch_order(
-    lengths: torch.Tensor, batch_size: int, bucket: int, gen: torch.Generator
-) -> list[torch.Tensor]:
-    """Random batches; with ``bucket``, similar story lengths share a batch.
-
-    Each pool of ``bucket`` random batches is sorted by story length before it is cut
-    into batches, and the batches are shuffled: the memory of a batch is then padded to
-    a length near its stories' own instead of the longest story of the data set.
-    """
-    order = torch.randperm(len(lengths), generator=gen)
-    if bucket > 0:
-        pool = batch_size * bucket
-        chunks = [order[i : i + pool] for i in range(0, len(order), pool)]
-        order = torch.cat([c[lengths[c].argsort(stable=True)] for c in chunks])
-    batches = list(order.split(batch_size))
-    shuffle = torch.randperm(len(batches), generator=gen).tolist()
-    return [batches[i] for i in shuffle]
-
-
-def trim(data: BabiTensors, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stories (B, M', T'), mask (B, M') and lengths of ``idx``, cut to their longest story."""
-    lengths = data.lengths[idx]
-    M = max(1, int(lengths.max()))
-    stories = data.stories[idx, :M]  # (B, M', T)
-    T = max(1, int((stories > 0).sum(-1).max()))
-    mask = torch.arange(M).unsqueeze(0) < lengths.unsqueeze(1)  # (B, M')
-    return stories[..., :T], mask, lengths
 
 
 @torch.no_grad()
@@ -304,7 +243,7 @@ def train(
     state = TrainState()
     resume_path = out.with_name(out.name + ".resume")
     if resume and resume_path.is_file():
-        state = _load_resume(
+        state = load_resume(
             resume_path, model, opt, gen, rng, ema=ema, renamed_classes=renamed_classes(cfg)
         )
         LOG.info("resumed from %s after epoch %d", resume_path, state.epoch)
@@ -405,7 +344,7 @@ def _fit(
             state.best_score, state.best_epoch = (val_acc, -val_loss), e + 1
             state.best_state = {k: v.detach().clone() for k, v in scored.state_dict().items()}
         state.epoch = e + 1
-        _save_resume(
+        save_resume(
             resume_path,
             model=model,
             opt=opt,
@@ -436,77 +375,3 @@ def renamed_classes(cfg: TrainConfig) -> list[str] | None:
     if not cfg.augment_entities:
         return None
     return [class_slug(c) for c in classes_without(cfg.augment_skip)]
-
-
-def _save_resume(
-    path: Path,
-    *,
-    model: MemN2N,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    rng: np.random.Generator,
-    state: TrainState,
-    ema: AveragedModel | None = None,
-    renamed_classes: list[str] | None = None,
-) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "torch_rng": gen.get_state(),
-            "numpy_rng": rng.bit_generator.state,
-            "epoch": state.epoch,
-            "best_score": list(state.best_score),
-            "best_epoch": state.best_epoch,
-            "best_state": state.best_state,
-            "history": state.history,
-            "seconds": state.seconds,
-            "ema": ema.state_dict() if ema is not None else None,
-            "renamed_classes": renamed_classes,
-        },
-        tmp,
-    )
-    tmp.replace(path)
-
-
-def _load_resume(
-    path: Path,
-    model: MemN2N,
-    opt: torch.optim.Optimizer,
-    gen: torch.Generator,
-    rng: np.random.Generator,
-    *,
-    ema: AveragedModel | None = None,
-    renamed_classes: list[str] | None = None,
-) -> TrainState:
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    # resume files written before renaming was recorded lack the key: not checked
-    if "renamed_classes" in d and d["renamed_classes"] != renamed_classes:
-        raise InvalidArgument(
-            f"{path} was written renaming entity classes {d['renamed_classes']}, "
-            f"this run renames {renamed_classes}; resume with the same "
-            "--augment-entities and --augment-skip",
-            field="augment_entities",
-        )
-    model.load_state_dict(d["model"])
-    if (ema is not None) != (d.get("ema") is not None):
-        raise InvalidArgument(
-            f"{path} was written with{'out' if d.get('ema') is None else ''} --ema-decay; "
-            "resume with the same setting",
-            field="ema_decay",
-        )
-    if ema is not None:
-        ema.load_state_dict(d["ema"])
-    opt.load_state_dict(d["optimizer"])
-    gen.set_state(d["torch_rng"])
-    rng.bit_generator.state = d["numpy_rng"]
-    return TrainState(
-        epoch=int(d["epoch"]),
-        best_score=(float(d["best_score"][0]), float(d["best_score"][1])),
-        best_epoch=int(d["best_epoch"]),
-        best_state=d["best_state"],
-        history=list(d["history"]),
-        seconds=float(d["seconds"]),
-    )

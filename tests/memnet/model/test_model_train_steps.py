@@ -7,7 +7,8 @@ import math
 import numpy as np
 import torch
 
-from memnet.train.trainer import clip_per_matrix, random_time
+from memnet.train.batches import random_time
+from memnet.train.trainer import clip_per_matrix
 
 
 def test_clip_per_matrix_scales_each_gradient_as_clip_grad_norm_on_its_own() -> None:
