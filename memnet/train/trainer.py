@@ -130,15 +130,20 @@ def train_epoch(
     rng: np.random.Generator,
     ema: AveragedModel | None = None,
     renamer: EntityRenamer | None = None,
+    batch_bar: tqdm | None = None,
 ) -> tuple[float, float]:
     """One pass over ``data`` in random batches; mean loss and accuracy.
 
     With ``ema``, the moving average is updated after every step; with ``renamer``,
-    every question is trained under a fresh renaming of its entities.
+    every question is trained under a fresh renaming of its entities; ``batch_bar``
+    is reset to the epoch's batch count and shows the running loss and accuracy.
     """
     model.train()
-    total_loss, correct = 0.0, 0
-    for idx in batch_order(data.lengths, cfg.batch_size, cfg.bucket, gen):
+    total_loss, correct, seen = 0.0, 0, 0
+    batches = batch_order(data.lengths, cfg.batch_size, cfg.bucket, gen)
+    if batch_bar is not None:
+        batch_bar.reset(total=len(batches))
+    for idx in batches:
         stories, mask, lengths = trim(data, idx)
         recency = None
         if cfg.random_noise > 0:
@@ -159,6 +164,12 @@ def train_epoch(
             ema.update_parameters(model)
         total_loss += float(loss.detach())
         correct += int((out.logits.argmax(-1) == answers).sum())
+        seen += len(idx)
+        if batch_bar is not None:
+            batch_bar.set_postfix(
+                loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False
+            )
+            batch_bar.update(1)
     return total_loss / len(data), correct / len(data)
 
 
@@ -316,6 +327,17 @@ def _fit(
         unit="epoch",
         dynamic_ncols=True,
     )
+    batch_bar = tqdm(  # the current epoch's batches, under the epoch bar; cleared when done
+        total=0,
+        disable=not progress,
+        file=sys.stderr,
+        desc="  batches",
+        unit="batch",
+        leave=False,
+        position=1,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
     while state.epoch < total:
         e = state.epoch
         linear = e < cfg.ls_epochs
@@ -333,6 +355,7 @@ def _fit(
             rng=rng,
             ema=step_ema,
             renamer=renamer,
+            batch_bar=batch_bar if progress else None,
         )
         state.seconds += time.perf_counter() - t0
         scored = averaged_module(step_ema) if step_ema is not None else model
@@ -362,6 +385,7 @@ def _fit(
             ls=int(linear),
         )
         bar.update(1)
+    batch_bar.close()
     bar.close()
 
 
