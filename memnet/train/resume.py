@@ -20,6 +20,8 @@ from memnet.model.memn2n import MemN2N
 
 @dataclass
 class TrainState:
+    """Progress of a run: epochs done, the best validation state so far, the history."""
+
     epoch: int = 0  # epochs completed
     best_score: tuple[float, float] = (-1.0, -math.inf)  # (valid accuracy, -valid loss)
     best_epoch: int = -1
@@ -39,6 +41,7 @@ def save_resume(
     ema: AveragedModel | None = None,
     renamed_classes: list[str] | None = None,
 ) -> None:
+    """Write weights, optimizer, both random streams, ``state`` and the averaged weights."""
     tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(
@@ -71,6 +74,11 @@ def load_resume(
     ema: AveragedModel | None = None,
     renamed_classes: list[str] | None = None,
 ) -> TrainState:
+    """Restore ``model``, ``opt``, ``gen``, ``rng`` and ``ema`` in place; the run's state.
+
+    Raises InvalidArgument when the file was written with another entity renaming or
+    weight-averaging setting than this run's.
+    """
     d = torch.load(path, map_location="cpu", weights_only=True)
     # resume files written before renaming was recorded lack the key: not checked
     if "renamed_classes" in d and d["renamed_classes"] != renamed_classes:
