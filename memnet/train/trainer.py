@@ -355,7 +355,7 @@ def _fit(
             rng=rng,
             ema=step_ema,
             renamer=renamer,
-            batch_bar=batch_bar if progress else None,
+            batch_bar=batch_bar,
         )
         state.seconds += time.perf_counter() - t0
         scored = averaged_module(step_ema) if step_ema is not None else model
