@@ -1,4 +1,4 @@
-"""Entity renaming (--augment-entities): renamed questions stay valid bAbI questions."""
+"""Entity renaming (--augment-entities): renamed questions stay valid bAbI questions; resume."""
 
 from __future__ import annotations
 
@@ -160,6 +160,36 @@ def test_training_with_renaming_records_it_and_trains_on_renamed_questions(
     assert plain.train_config["augment_entities"] is False
     changed = [not torch.equal(v, renamed.state_dict[k]) for k, v in plain.state_dict.items()]
     assert any(changed)
+
+
+def test_a_renamed_averaged_run_resumed_with_more_epochs_equals_the_longer_run(
+    tmp_path: Path,
+) -> None:
+    # A run stopped and resumed with a larger --epochs must take the same steps, draw
+    # the same renamings and keep the same average as one run of the full length.
+    data_dir = find_default_data_dir()
+    assert data_dir is not None, "bAbI data/babi/en is missing"
+    cfg = TrainConfig(
+        data_dir=str(data_dir),
+        tasks=(1,),
+        epochs=3,
+        ls_epochs=1,
+        decay_every=1,
+        seed=5,
+        ema_decay=0.9,
+        augment_entities=True,
+    )
+    model = {"dim": 12, "tying": "kv", "hops": 2}
+    out = tmp_path / "r.pt"
+    train(replace(cfg, epochs=1), model, out, progress=False)  # 2 of the 4 epochs
+    resumed = train(cfg, model, out, resume=True, progress=False)
+    longer = train(cfg, model, tmp_path / "l.pt", progress=False)
+    assert [h["epoch"] for h in resumed.metrics["history"]] == [1, 2, 3, 4]
+    for a, b in zip(resumed.metrics["history"], longer.metrics["history"], strict=True):
+        assert abs(a["loss"] - b["loss"]) < 1e-4
+        assert abs(a["val_acc"] - b["val_acc"]) < 1e-6
+    for k, v in longer.state_dict.items():
+        torch.testing.assert_close(resumed.state_dict[k], v)
 
 
 def test_a_class_whose_plural_is_missing_for_one_member_is_not_renamed() -> None:
