@@ -1,14 +1,19 @@
-"""Shared test helpers: a tiny in-memory MemorySource (no memnet.store) and small models."""
+"""Shared test helpers: a tiny in-memory MemorySource (no memnet.store), small models, and
+training configs on the shipped qa1."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from memnet.data.babi import find_default_data_dir
 from memnet.data.vocab import Vocabulary
 from memnet.model.checkpoint import Checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
 from memnet.store.types import SearchResult
+from memnet.train.trainer import TrainConfig
 
 WORDS = [
     "mary",
@@ -117,3 +122,10 @@ def tiny_checkpoint(
         name=f"tiny-{tying}",
         train_config={"tasks": [1]},
     )
+
+
+def qa1_config(**options: Any) -> TrainConfig:
+    """A training config on the shipped 1k qa1 (``data/babi/en``) with ``options`` set."""
+    data_dir = find_default_data_dir()
+    assert data_dir is not None, "bAbI data/babi/en is missing"
+    return TrainConfig(data_dir=str(data_dir), tasks=(1,), **options)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_support import qa1_config
 
 from memnet.data.babi import find_default_data_dir
 from memnet.data.vocab import Vocabulary
@@ -150,9 +151,7 @@ def test_a_question_whose_renamed_answer_is_no_class_is_left_alone() -> None:
 def test_training_with_renaming_records_it_and_trains_on_renamed_questions(
     tmp_path: Path,
 ) -> None:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(data_dir=str(data_dir), tasks=(1,), epochs=1, ls_epochs=0, seed=2)
+    cfg = qa1_config(epochs=1, ls_epochs=0, seed=2)
     model = {"dim": 12, "tying": "kv", "hops": 2}
     plain = train(cfg, model, tmp_path / "p.pt", progress=False)
     renamed = train(replace(cfg, augment_entities=True), model, tmp_path / "r.pt", progress=False)
@@ -167,17 +166,8 @@ def test_a_renamed_averaged_run_resumed_with_more_epochs_equals_the_longer_run(
 ) -> None:
     # A run stopped and resumed with a larger --epochs must take the same steps, draw
     # the same renamings and keep the same average as one run of the full length.
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(
-        data_dir=str(data_dir),
-        tasks=(1,),
-        epochs=3,
-        ls_epochs=1,
-        decay_every=1,
-        seed=5,
-        ema_decay=0.9,
-        augment_entities=True,
+    cfg = qa1_config(
+        epochs=3, ls_epochs=1, decay_every=1, seed=5, ema_decay=0.9, augment_entities=True
     )
     model = {"dim": 12, "tying": "kv", "hops": 2}
     out = tmp_path / "r.pt"
@@ -231,11 +221,7 @@ def test_skipping_a_class_without_renaming_is_refused() -> None:
 
 
 def test_resuming_with_another_renaming_is_refused(tmp_path: Path) -> None:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(
-        data_dir=str(data_dir), tasks=(1,), epochs=1, ls_epochs=0, augment_entities=True
-    )
+    cfg = qa1_config(epochs=1, ls_epochs=0, augment_entities=True)
     model = {"dim": 8, "tying": "kv", "hops": 1}
     out = tmp_path / "r.pt"
     first = train(cfg, model, out, progress=False)

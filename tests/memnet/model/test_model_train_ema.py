@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from model_support import qa1_config
 
-from memnet.data.babi import find_default_data_dir
 from memnet.errors import InvalidArgument
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
@@ -18,12 +18,8 @@ MODEL = {"dim": 12, "tying": "kv", "hops": 2}
 
 
 def _config(**overrides: object) -> TrainConfig:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(
-        data_dir=str(data_dir), tasks=(1,), epochs=2, ls_epochs=1, seed=3, ema_decay=0.9
-    )
-    return replace(cfg, **overrides)  # type: ignore[arg-type]
+    options = {"epochs": 2, "ls_epochs": 1, "seed": 3, "ema_decay": 0.9}
+    return qa1_config(**{**options, **overrides})
 
 
 def test_the_average_is_the_exponential_moving_average_of_the_steps() -> None:

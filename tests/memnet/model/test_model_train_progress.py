@@ -7,23 +7,21 @@ import re
 from pathlib import Path
 
 import pytest
+from model_support import qa1_config
 
-from memnet.data.babi import find_default_data_dir
 from memnet.train.dataset import load_splits
-from memnet.train.trainer import TrainConfig, train
+from memnet.train.trainer import train
 
 
 def test_progress_shows_epochs_and_each_epochs_batches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(data_dir=str(data_dir), tasks=(1,), epochs=1, ls_epochs=1, seed=3)
+    cfg = qa1_config(epochs=1, ls_epochs=1, seed=3)
     train(cfg, {"dim": 20, "tying": "kv", "hops": 2}, tmp_path / "p.pt", name="shown")
     err = capsys.readouterr().err
 
     n_train = len(
-        load_splits(data_dir, [1], memory_size=50, val_fraction=0.1, seed=3).train.answers
+        load_splits(Path(cfg.data_dir), [1], memory_size=50, val_fraction=0.1, seed=3).train.answers
     )
     batches = [int(n) for n in re.findall(r"batches:\s+\d+%\|[^|]*\|\s*\d+/(\d+)", err)]
     assert batches and set(batches) == {math.ceil(n_train / cfg.batch_size)}
@@ -31,8 +29,6 @@ def test_progress_shows_epochs_and_each_epochs_batches(
 
 
 def test_no_progress_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None
-    cfg = TrainConfig(data_dir=str(data_dir), tasks=(1,), epochs=1, ls_epochs=0, seed=3)
+    cfg = qa1_config(epochs=1, ls_epochs=0, seed=3)
     train(cfg, {"dim": 20, "tying": "kv", "hops": 2}, tmp_path / "q.pt", progress=False)
     assert "batches" not in capsys.readouterr().err

@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from model_support import qa1_config
 
-from memnet.data.babi import find_default_data_dir
 from memnet.model.checkpoint import load_checkpoint
 from memnet.train.dataset import load_test
 from memnet.train.evaluate import evaluate
@@ -18,18 +18,8 @@ MODEL = {"dim": 20, "tying": "kv", "hops": 3}
 
 
 def _config(**overrides: object) -> TrainConfig:
-    data_dir = find_default_data_dir()
-    assert data_dir is not None, "bAbI data/babi/en is missing"
-    cfg = TrainConfig(
-        data_dir=str(data_dir),
-        tasks=(1,),
-        epochs=20,
-        ls_epochs=5,
-        decay_every=10,
-        seed=7,
-        threads=1,
-    )
-    return replace(cfg, **overrides)  # type: ignore[arg-type]
+    options = {"epochs": 20, "ls_epochs": 5, "decay_every": 10, "seed": 7, "threads": 1}
+    return qa1_config(**{**options, **overrides})
 
 
 def test_seeded_qa1_run_reaches_90_percent_test_accuracy(tmp_path: Path) -> None:
