@@ -35,8 +35,8 @@ import datasets
 import timing
 from exact_attention import build_bank, scratch_store
 
-from memnet.model.bank_memory import BankMemorySource
-from memnet.model.vector import VectorPassThroughModel
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store import (
     BankConfig,
     FsyncPolicy,

@@ -49,9 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets
 import timing
 
-from memnet.model.bank_memory import BankMemorySource
-from memnet.model.serving import AttentionMode
-from memnet.model.vector import VectorPassThroughModel
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.contract import AttentionMode
+from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store import (
     Bank,
     BankConfig,

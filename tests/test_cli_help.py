@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memnet.cli import _COMMAND_MODULES, main
+from memnet_cli import _COMMAND_MODULES, main
 
 COMMANDS = [name.rsplit(".", 1)[1] for name in _COMMAND_MODULES]
 

@@ -1,5 +1,4 @@
-"""The memory network (torch): MemN2N / KV-MemNN, its served forms and their registry.
+"""The memory network (torch): MemN2N / KV-MemNN, its configuration and checkpoints.
 
-``serving`` holds the contract the server codes against; ``served`` and ``vector``
-implement it; ``registry`` names the models a server offers.
+The served forms of a checkpoint, which run it over banks, live in ``memnet.serving``.
 """

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from memnet.core.enums import AttentionMode
 from memnet.model.config import ModelConfig
-from memnet.model.serving import AttentionMode
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from memnet.core.enums import AttentionMode
 from memnet.model.attention import Attention, metric_scores, top_k_mask
 from memnet.model.config import ModelConfig
 from memnet.model.encoding import SentenceEncoder, TemporalEncoding
 from memnet.model.heads import RelationalHead
-from memnet.model.serving import AttentionMode
 
 
 @dataclass(frozen=True)

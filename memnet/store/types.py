@@ -16,19 +16,13 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from memnet.core.enums import Metric
+
 BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_VECTOR_DIM = 8192
 MAX_TAIL_SAMPLES = 65_536  # memories sampled per search to estimate the softmax tail
 
 JsonObject = dict[str, Any]
-
-
-class Metric(str, Enum):  # noqa: UP042 (str() must stay as it was)
-    """How the index compares a query with a key. Scores are always higher-is-better."""
-
-    INNER_PRODUCT = "inner_product"
-    L2 = "l2"  # score = -squared L2 distance
-    COSINE = "cosine"  # keys and queries L2-normalised, then inner product
 
 
 class IndexKind(str, Enum):  # noqa: UP042 (str() must stay as it was)

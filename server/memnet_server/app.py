@@ -57,7 +57,7 @@ HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads t
 def load_models(settings: ServerSettings) -> ModelCatalog:
     """The shipped models plus every checkpoint in ``settings.models_dir``, each named
     after its file (``models_dir/support-v2.pt`` serves as model "support-v2")."""
-    from memnet.model.registry import ModelRegistry
+    from memnet.serving.registry import ModelRegistry
 
     registry = ModelRegistry.load_default()
     if settings.models_dir is not None:

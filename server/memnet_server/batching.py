@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from memnet.errors import DeadlineExceeded, ResourceExhausted
-from memnet.model.serving import HopAttention, QueryOutput
+from memnet.serving.contract import HopAttention, QueryOutput
 
 LOG = logging.getLogger(__name__)
 

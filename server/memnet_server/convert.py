@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2, query_pb2
 from memnet.errors import InvalidArgument
-from memnet.model.serving import AttentionMode, InputKind, ModelInfo
+from memnet.serving.contract import AttentionMode, InputKind, ModelInfo
 from memnet.store.types import (
     CapacityPolicy,
     IndexKind,

@@ -21,8 +21,8 @@ import numpy as np
 from pydantic import ValidationError
 
 from memnet.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
-from memnet.model.bank_memory import BankMemorySource
-from memnet.model.serving import AttentionMode, InputKind, ModelInfo, QueryOutput, ServedModel
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.contract import AttentionMode, InputKind, ModelInfo, QueryOutput, ServedModel
 from memnet.store import Bank, MemoryStore
 from memnet.store.types import (
     BankConfig,
@@ -46,7 +46,7 @@ RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended mem
 
 
 class ModelCatalog(Protocol):
-    """The models a server can attach to banks (``memnet.model.registry.ModelRegistry``)."""
+    """The models a server can attach to banks (``memnet.serving.registry.ModelRegistry``)."""
 
     @property
     def default_name(self) -> str: ...

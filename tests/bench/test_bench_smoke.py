@@ -24,11 +24,11 @@ import machine_limits
 import timing
 
 from memnet.data.babi import find_default_data_dir
-from memnet.model.bank_memory import BankMemorySource
 from memnet.model.config import ModelConfig
 from memnet.model.encoding import SentenceEncoder
 from memnet.model.memn2n import MemN2N
-from memnet.model.vector import VectorPassThroughModel
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.vector_model import VectorPassThroughModel
 
 M, D, Q = 600, 16, 8
 

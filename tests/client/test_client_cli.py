@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from client_support import QA1_STORY, RunningServer, one_hot_keys
 
-from memnet.cli import main
-from memnet.cli.explain import DPI, figure_size
+from memnet_cli import main
+from memnet_cli.explain import DPI, figure_size
 from memnet_client import MemnetClient
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -216,7 +216,7 @@ _NO_TORCH_CLI = textwrap.dedent(
             return None
 
     sys.meta_path.insert(0, Forbid())
-    from memnet.cli import main
+    from memnet_cli import main
 
     code = main(["banks", "list", "--target", sys.argv[1]])
     heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "faiss"))

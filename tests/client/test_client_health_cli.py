@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from client_support import RunningServer, self_signed, serve
 
-from memnet.cli import main
+from memnet_cli import main
 
 
 def test_health_exits_0_and_prints_serving_for_a_live_server(

@@ -24,7 +24,7 @@ _CHILD = textwrap.dedent(
     import numpy as np
     import memnet_client
     from memnet_client import MemnetClient, AsyncMemnetClient, errors, models
-    from memnet_client import cli
+    from memnet_cli import connection as cli
 
     target, bank = sys.argv[1], sys.argv[2]
     with MemnetClient(target) as client:

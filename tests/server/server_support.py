@@ -29,7 +29,7 @@ from memnet.api.v1 import (
     query_pb2_grpc,
 )
 from memnet.errors import FailedPrecondition, NotFound
-from memnet.model.serving import (
+from memnet.serving.contract import (
     AttentionMode,
     HopAttention,
     InputKind,

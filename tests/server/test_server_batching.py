@@ -13,7 +13,7 @@ from server_support import Catalog, SlowDouble, StartServer, run_concurrently
 from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import query_pb2
 from memnet.errors import DeadlineExceeded, ResourceExhausted
-from memnet.model.serving import HopAttention, QueryOutput
+from memnet.serving.contract import HopAttention, QueryOutput
 from memnet_server.batching import Batcher
 
 

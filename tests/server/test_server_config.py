@@ -26,7 +26,7 @@ from memnet.api.v1 import (
     query_pb2,
 )
 from memnet.errors import FailedPrecondition, InvalidArgument
-from memnet.model.registry import CHECKPOINT_DIR
+from memnet.serving.registry import CHECKPOINT_DIR
 from memnet.store import MemoryStore
 from memnet_server import ServerSettings, load_settings
 from memnet_server.app import load_models

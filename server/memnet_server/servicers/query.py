@@ -11,7 +11,7 @@ import numpy as np
 from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import query_pb2, query_pb2_grpc
 from memnet.errors import InvalidArgument
-from memnet.model.serving import HopAttention
+from memnet.serving.contract import HopAttention
 from memnet.store.types import MAX_TAIL_SAMPLES, MAX_VECTOR_DIM
 from memnet_server.config import ServerSettings
 from memnet_server.convert import (

@@ -14,7 +14,7 @@ import numpy as np
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import query_pb2
 from memnet.errors import InvalidArgument
-from memnet.model.serving import HopAttention
+from memnet.serving.contract import HopAttention
 from memnet_server.engine import QueryAnswer
 
 

@@ -12,7 +12,7 @@ from memnet.model.attention import Attention, masked_softmax
 from memnet.model.config import ModelConfig
 from memnet.model.heads import RelationalHead
 from memnet.model.memn2n import MemN2N
-from memnet.model.serving import AttentionMode
+from memnet.serving.contract import AttentionMode
 
 
 def _batch(B: int = 3, M: int = 7, T: int = 5, V: int = 20) -> tuple[torch.Tensor, ...]:

@@ -11,7 +11,7 @@ from model_support import ArraySource, tiny_checkpoint
 
 from memnet.errors import InvalidArgument, NotFound
 from memnet.model.checkpoint import load_checkpoint, save_checkpoint
-from memnet.model.served import TextMemoryModel
+from memnet.serving.text_model import TextMemoryModel
 
 
 def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:

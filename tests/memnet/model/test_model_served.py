@@ -9,9 +9,9 @@ from model_support import ArraySource, tiny_checkpoint
 
 from memnet.data.vocab import tokenize
 from memnet.errors import FailedPrecondition, InvalidArgument
-from memnet.model.bank_memory import BankMemorySource
-from memnet.model.served import TextMemoryModel, as_served
-from memnet.model.serving import AttentionMode, InputKind
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.contract import AttentionMode, InputKind
+from memnet.serving.text_model import TextMemoryModel, as_served
 from memnet.store.types import Metric, SearchResult
 
 STORY = [

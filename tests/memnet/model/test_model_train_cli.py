@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from memnet.cli import main
 from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import load_checkpoint
 from memnet.train.trainer import TrainConfig, train
+from memnet_cli import main
 
 
 def test_every_train_flag_reaches_the_checkpoint(

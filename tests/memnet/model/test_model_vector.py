@@ -10,9 +10,9 @@ from model_support import ArraySource, tiny_checkpoint
 
 from memnet.errors import FailedPrecondition, InvalidArgument, NotFound
 from memnet.model.checkpoint import save_checkpoint
-from memnet.model.registry import DEFAULT_MODEL, ModelRegistry
-from memnet.model.serving import AttentionMode, InputKind
-from memnet.model.vector import VectorPassThroughModel
+from memnet.serving.contract import AttentionMode, InputKind
+from memnet.serving.registry import DEFAULT_MODEL, ModelRegistry
+from memnet.serving.vector_model import VectorPassThroughModel
 
 
 def _source(Dv: int = 4) -> ArraySource:

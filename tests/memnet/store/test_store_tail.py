@@ -9,9 +9,9 @@ import pytest
 from store_testlib import make_bank_config, open_store
 
 from memnet.errors import InvalidArgument
-from memnet.model.bank_memory import BankMemorySource
-from memnet.model.serving import AttentionMode
-from memnet.model.vector import VectorPassThroughModel
+from memnet.serving.bank_source import BankMemorySource
+from memnet.serving.contract import AttentionMode
+from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store import Bank, IndexKind, IndexSpec, MemoryBatch, Metric
 from memnet.store.vectors import NewRows, SlotTable
 

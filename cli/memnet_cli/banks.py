@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from memnet_client.cli import add_connection_arguments, connect
+from memnet_cli.connection import add_connection_arguments, connect
 from memnet_client.models import Bank
 
 _METRICS = ["inner_product", "l2", "cosine"]

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from memnet.core.checks import ALL_MODES, check_k, check_queries
 from memnet.errors import FailedPrecondition, InvalidArgument
-from memnet.model.served import ALL_MODES, check_k, check_queries
-from memnet.model.serving import (
+from memnet.serving.contract import (
     AttentionMode,
     EncodedMemories,
     EncodedTexts,

@@ -1,7 +1,9 @@
 """The ``memnet`` command line: one module per subcommand, each with ``register(subparsers)``.
 
-Subcommand modules are imported only when the command line runs, so that
-``import memnet`` stays light.
+The command line stands on top of everything else: it imports the library
+(``memnet``), the server (``memnet_server``, for ``serve``) and the SDK
+(``memnet_client``, for the client commands); none of them imports it. Heavy
+imports (torch, faiss, the server) happen inside the commands that need them.
 """
 
 from __future__ import annotations
@@ -16,14 +18,14 @@ from memnet import __version__
 from memnet.errors import MemnetError
 
 _COMMAND_MODULES = [
-    "memnet.cli.banks",
-    "memnet.cli.write",
-    "memnet.cli.query",
-    "memnet.cli.explain",
-    "memnet.cli.train",
-    "memnet.cli.eval",
-    "memnet.cli.serve",
-    "memnet.cli.health",
+    "memnet_cli.banks",
+    "memnet_cli.write",
+    "memnet_cli.query",
+    "memnet_cli.explain",
+    "memnet_cli.train",
+    "memnet_cli.eval",
+    "memnet_cli.serve",
+    "memnet_cli.health",
 ]
 
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from memnet_client.cli import add_connection_arguments, connect, json_object_argument, truncate
+from memnet_cli.connection import add_connection_arguments, connect, json_object_argument, truncate
 from memnet_client.client import MemnetClient
 from memnet_client.errors import ValidationError
 from memnet_client.models import QueryResponse, QueryResult

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from memnet.cli.train import add_data_arguments, resolve_data_dir
+from memnet_cli.train import add_data_arguments, resolve_data_dir
 
 
 def register(subparsers: Any) -> None:

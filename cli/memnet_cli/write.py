@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from memnet_cli.connection import add_connection_arguments, connect, json_object_argument
 from memnet_client import DEFAULT_MAX_CHUNK_MEMORIES
-from memnet_client.cli import add_connection_arguments, connect, json_object_argument
 from memnet_client.errors import ValidationError
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from memnet.cli.query import add_query_arguments, run_query
-from memnet_client.cli import connect, truncate
+from memnet_cli.connection import connect, truncate
+from memnet_cli.query import add_query_arguments, run_query
 from memnet_client.errors import ValidationError
 from memnet_client.models import QueryResult
 

@@ -1,4 +1,4 @@
-"""argparse helpers for command lines built on the SDK (``memnet banks|write|query|explain``).
+"""argparse helpers of the commands built on the SDK (``memnet banks|write|query|explain``).
 
 Connection flags fall back to environment variables, so scripts set them once:
 ``MEMNET_TARGET`` (default ``127.0.0.1:50051``), ``MEMNET_API_KEY``, ``MEMNET_TLS_CA``.

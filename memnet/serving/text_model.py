@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memnet.errors import FailedPrecondition, InvalidArgument
+from memnet.core.checks import ALL_MODES, check_hops, check_k, check_queries
+from memnet.errors import FailedPrecondition
 from memnet.model.checkpoint import Checkpoint, load_checkpoint
 from memnet.model.memn2n import MemN2N
-from memnet.model.serving import (
+from memnet.model.text_encoding import text_tokens
+from memnet.serving.contract import (
     AttentionMode,
     EncodedMemories,
     EncodedTexts,
@@ -36,12 +38,10 @@ from memnet.model.serving import (
     ModelInfo,
     QueryOutput,
 )
-from memnet.model.text_encoding import text_tokens
 from memnet.store.types import Metric, SearchResult
 
 LOG = logging.getLogger(__name__)
 
-ALL_MODES = (AttentionMode.SOFT, AttentionMode.SPARSE, AttentionMode.HARD)
 ENCODE_CHUNK = 4096  # texts encoded per torch call
 
 
@@ -70,33 +70,6 @@ class Candidates:
             mask=torch.from_numpy(np.asarray(res.valid, dtype=bool)),
             recency=torch.from_numpy(np.asarray(res.recency, dtype=np.int64)),
         )
-
-
-def check_queries(queries: np.ndarray, dim: int | None) -> np.ndarray:
-    """(B, D) float32, finite, D = ``dim`` when given."""
-    q = np.asarray(queries)
-    if q.ndim != 2 or q.shape[0] < 1 or (dim is not None and q.shape[1] != dim):
-        want = f"(B, {dim})" if dim is not None else "(B, D)"
-        raise InvalidArgument(f"queries must have shape {want}, got {q.shape}", field="queries")
-    if not np.isfinite(q).all():
-        raise InvalidArgument("queries must be finite", field="queries")
-    return np.ascontiguousarray(q, dtype=np.float32)
-
-
-def check_k(k: int, memory: MemorySource, mode: AttentionMode) -> int:
-    """Candidates per hop: the bank size for SOFT, ``k`` (>= 1) for SPARSE and HARD."""
-    if mode is AttentionMode.SOFT:
-        return max(1, memory.size())
-    if k < 1:
-        raise InvalidArgument(f"k must be >= 1, got {k}", field="k")
-    return k
-
-
-def check_hops(hops: int | None, default: int, maximum: int) -> int:
-    h = default if hops is None else hops
-    if not 1 <= h <= maximum:
-        raise InvalidArgument(f"hops must be in 1..{maximum}, got {h}", field="hops")
-    return h
 
 
 @contextmanager

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from memnet.errors import NotFound
-from memnet.model.served import TextMemoryModel
-from memnet.model.serving import ModelInfo, ServedModel
-from memnet.model.vector import VECTOR_MODEL, VectorPassThroughModel
+from memnet.serving.contract import ModelInfo, ServedModel
+from memnet.serving.text_model import TextMemoryModel
+from memnet.serving.vector_model import VECTOR_MODEL, VectorPassThroughModel
 
 LOG = logging.getLogger(__name__)
 

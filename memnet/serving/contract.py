@@ -9,23 +9,24 @@ implement this protocol.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Protocol
 
 import numpy as np
 
-from memnet.store.types import Metric, SearchResult
+from memnet.core.enums import AttentionMode, InputKind, Metric
+from memnet.store.types import SearchResult
 
-
-class AttentionMode(str, Enum):  # noqa: UP042 (str() must stay as it was)
-    SOFT = "soft"  # softmax over every memory of the bank (k = bank size)
-    SPARSE = "sparse"  # softmax over the top-k candidates proposed by the index
-    HARD = "hard"  # all weight on the best-scoring candidate
-
-
-class InputKind(str, Enum):  # noqa: UP042 (str() must stay as it was)
-    TEXT = "text"  # questions and memories are text, encoded with the model's vocabulary
-    VECTOR = "vector"  # callers bring their own key, value and query vectors
+__all__ = [
+    "AttentionMode",
+    "EncodedMemories",
+    "EncodedTexts",
+    "HopAttention",
+    "InputKind",
+    "MemorySource",
+    "ModelInfo",
+    "QueryOutput",
+    "ServedModel",
+]
 
 
 @dataclass(frozen=True)
