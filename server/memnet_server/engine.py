@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,7 +30,8 @@ from memnet.serving.contract import (
     ServedModel,
     check_options,
 )
-from memnet.store import Bank, MemoryStore
+from memnet.store.interface import BankStore
+from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
@@ -110,7 +111,7 @@ class Engine:
 
     def __init__(
         self,
-        store: MemoryStore,
+        store: BankStore,
         models: ModelCatalog,
         settings: ServerSettings,
         *,
@@ -195,7 +196,7 @@ class Engine:
             raise InvalidArgument("bank name is required", field="bank")
         return self.store.bank(name)
 
-    def banks(self) -> list[Bank]:
+    def banks(self) -> Sequence[Bank]:
         return self.store.banks()
 
     def drop_bank(self, name: str) -> None:
