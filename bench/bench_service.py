@@ -181,8 +181,9 @@ class ServerProcess:
     """``memnet serve`` in a child process on a free port; ``SERVER_ENV`` (``--server-env``)
     is added to its environment only, never to the benchmark's own (raw FAISS) process."""
 
-    def __init__(self, data_dir: Path, *, batching: bool) -> None:
-        memnet = str(Path(sys.executable).with_name("memnet"))
+    def __init__(self, data_dir: Path, *, batching: bool, python: Path | None = None) -> None:
+        # ``python``: the interpreter of the checkout to serve (default: this one's).
+        memnet = str(Path(python or sys.executable).with_name("memnet"))
         env = {**os.environ, **SERVER_ENV, "MEMNET_METRICS_PORT": "0", "MEMNET_LOG_FORMAT": "json"}
         flags = ["--batching" if batching else "--no-batching", "--fsync", "none"]
         command = [memnet, "serve", "--port", "0", "--data-dir", str(data_dir), *flags]

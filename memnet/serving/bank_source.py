@@ -14,7 +14,12 @@ class SearchableBank(Protocol):
     """The part of a store bank a model needs."""
 
     def search(
-        self, queries: np.ndarray, k: SearchOptions, *, with_vectors: bool = False
+        self,
+        queries: np.ndarray,
+        k: SearchOptions,
+        *,
+        with_vectors: bool = False,
+        with_keys: bool = True,
     ) -> SearchResult: ...
 
     def count(self) -> int: ...
@@ -26,9 +31,12 @@ class BankMemorySource:
     def __init__(self, bank: SearchableBank) -> None:
         self.bank = bank
 
-    def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
-        """(B, Dk) float32 queries -> the top ``options.k`` candidates with keys and values."""
-        return self.bank.search(queries, options, with_vectors=True)
+    def retrieve(
+        self, queries: np.ndarray, options: SearchOptions, *, with_keys: bool = True
+    ) -> SearchResult:
+        """(B, Dk) float32 queries -> the top ``options.k`` candidates with their values,
+        and their keys unless ``with_keys`` is False."""
+        return self.bank.search(queries, options, with_vectors=True, with_keys=with_keys)
 
     def size(self) -> int:
         return self.bank.count()

@@ -66,9 +66,12 @@ class EncodedMemories:
 class MemorySource(Protocol):
     """Where a model's hops look for memories: one bank, or one story in tests."""
 
-    def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
+    def retrieve(
+        self, queries: np.ndarray, options: SearchOptions, *, with_keys: bool = True
+    ) -> SearchResult:
         """Top ``options.k`` candidates for (B, Dk) float32 queries, searched with
-        ``options``, with keys and values filled in."""
+        ``options``, with values filled in, and keys unless ``with_keys`` is False (a
+        source may return them anyway)."""
         ...
 
     def size(self) -> int:

@@ -275,6 +275,8 @@ class Bank:
         with self._rw.read():
             self._check_open()
             t = self._state.table
+            if not t.has_content():  # a bank of vectors alone: ``ids`` is never read
+                return out
             slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
             for mid in ids:
                 s = slot_of.get(mid)
@@ -321,6 +323,7 @@ class Bank:
         nprobe: int | None = None,
         metadata_filter: dict[str, Any] | None = None,
         with_vectors: bool = False,
+        with_keys: bool = True,
         tail_samples: int | None = None,
     ) -> SearchResult:
         """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
@@ -331,6 +334,8 @@ class Bank:
         memories outside its top-k from that many uniformly sampled ones (exact when it
         covers them all), and the value they read as: what a softmax over the top-k
         needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
+        ``with_vectors`` returns the memories' values and keys; ``with_keys=False`` leaves
+        the keys out (a caller that reads only scores and values skips their gather).
         """
         options = _options(
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
@@ -348,7 +353,8 @@ class Bank:
                 nprobe=options.nprobe,
                 metadata_filter=options.filter_dict,
                 tail_samples=options.tail_samples,
-                with_vectors=with_vectors,
+                with_keys=with_vectors and with_keys,
+                with_values=with_vectors,
                 rng=self._tail_rng,
             )
 

@@ -146,6 +146,29 @@ def family(index: faiss.Index) -> str:
     return "other"
 
 
+# Indexes that keep every key as float32 and compute a query's distance to it directly.
+_UNCOMPRESSED = (
+    faiss.IndexFlat,
+    faiss.IndexFlatIP,
+    faiss.IndexFlatL2,
+    faiss.IndexHNSWFlat,
+    faiss.IndexIVFFlat,
+)
+
+
+def distances_are_scores(index: faiss.Index, metric: Metric) -> bool:
+    """True when the index's search distances are the exact float32 scores of the bank.
+
+    Flat, HNSW-Flat and IVF-Flat indexes hold the (index) keys uncompressed and compute
+    each inner product directly in float32, so their distances equal a re-scoring from
+    the stored keys up to float32 rounding (tests/memnet/store/test_store_scores.py
+    checks the bound). L2 is always re-scored: FAISS's batched flat search computes
+    ``|x|² + |y|² − 2x·y``, which cancels for near neighbours. Compressed indexes (PQ,
+    SQ, pre-transforms) return approximate distances and are re-scored.
+    """
+    return metric is not Metric.L2 and type(_inner(index)) in _UNCOMPRESSED
+
+
 def set_defaults(index: faiss.Index, spec: IndexSpec) -> None:
     """Make the spec's efSearch / nprobe the index's own defaults (also after loading it)."""
     inner = _inner(index)

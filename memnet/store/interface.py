@@ -70,9 +70,16 @@ class MemoryBank(Protocol):
     ) -> tuple[list[MemoryRecord], str | None]: ...
 
     def search(
-        self, queries: np.ndarray, options: SearchOptions, /, *, with_vectors: bool = ...
+        self,
+        queries: np.ndarray,
+        options: SearchOptions,
+        /,
+        *,
+        with_vectors: bool = ...,
+        with_keys: bool = ...,
     ) -> SearchResult:
-        """Top ``options.k`` memories for (B, Dk) float32 queries, exactly re-scored."""
+        """Top ``options.k`` memories for (B, Dk) float32 queries with their exact scores;
+        ``with_vectors``: their values, and their keys unless ``with_keys`` is False."""
         ...
 
 

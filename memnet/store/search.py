@@ -1,15 +1,19 @@
-"""Search of one bank: candidates from FAISS (or an exact scan), exact re-scoring, padding.
+"""Search of one bank: candidates from FAISS (or an exact scan), exact scores, padding.
 
-The index only proposes candidate slots; every returned score is recomputed from
-the stored float32 keys, so a compressed index (PQ) changes which memories are
-found, never their scores. Scores are higher-is-better: inner product, cosine,
-or -squared L2.
+The index only proposes candidate slots; every returned score is the exact float32
+score of the stored key, so a compressed index (PQ) changes which memories are
+found, never their scores. Indexes that hold their keys uncompressed (flat, HNSW-Flat,
+IVF-Flat; inner product and cosine) already return those scores as their distances,
+which are used as they are; every other index's candidates are re-scored from the
+stored keys. Scores are higher-is-better: inner product, cosine, or -squared L2.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from operator import itemgetter
 
 import faiss
@@ -28,16 +32,46 @@ PQ_OVERFETCH = 4
 # distance_compute_blas_threshold with nq * d, so we set it to 20 * d per search.
 BLAS_MIN_QUERIES = 20
 _OMP_THREADS = faiss.omp_get_max_threads()
+# What this thread last told FAISS (an OpenMP thread count is a per-thread setting) and
+# the BLAS threshold last set: each FAISS call hands the GIL over, so set them only when
+# they change.
+_THREAD = threading.local()
+_blas_threshold: list[int] = [0]
 
 
-def empty_result(b: int, k: int, config: BankConfig, *, with_vectors: bool) -> SearchResult:
+@dataclass(frozen=True)
+class Candidates:
+    """What an index (or an exact scan) proposes for (B, Dk) queries."""
+
+    slots: np.ndarray  # (B, Kf) int64, -1 where there is none
+    # (B, Kf) float32 exact scores of ``slots``, best first, when the search computed
+    # them (``BankState.distances_exact``); None: re-score from the stored keys.
+    scores: np.ndarray | None
+
+
+def use_threads(b: int, d: int) -> None:
+    """One OpenMP thread for a single query, all of them for a batch; BLAS for flat
+    distances from BLAS_MIN_QUERIES queries on."""
+    threads = 1 if b == 1 else _OMP_THREADS
+    if getattr(_THREAD, "omp_threads", 0) != threads:
+        faiss.omp_set_num_threads(threads)
+        _THREAD.omp_threads = threads
+    threshold = BLAS_MIN_QUERIES * d
+    if _blas_threshold[0] != threshold:
+        faiss.cvar.distance_compute_blas_threshold = threshold
+        _blas_threshold[0] = threshold
+
+
+def empty_result(
+    b: int, k: int, config: BankConfig, *, with_keys: bool, with_values: bool
+) -> SearchResult:
     return SearchResult(
         ids=[[""] * k for _ in range(b)],
         scores=np.full((b, k), -np.inf, np.float32),
         valid=np.zeros((b, k), bool),
         recency=np.full((b, k), -1, np.int64),
-        keys=np.zeros((b, k, config.key_dim), np.float32) if with_vectors else None,
-        values=np.zeros((b, k, config.value_dim), np.float32) if with_vectors else None,
+        keys=np.zeros((b, k, config.key_dim), np.float32) if with_keys else None,
+        values=np.zeros((b, k, config.value_dim), np.float32) if with_values else None,
     )
 
 
@@ -50,20 +84,20 @@ def candidates(
     ef_search: int | None,
     nprobe: int | None,
     allowed: np.ndarray | None,
-) -> np.ndarray:
-    """(B, Kf) int64 candidate slots for (B, Dk) queries, -1 where there are none.
+) -> Candidates:
+    """Candidate slots for (B, Dk) queries, with their scores when the search computed
+    them exactly.
 
     ``allowed``: the (M',) slots a metadata filter matched (``SlotTable.matching``),
     or None for every live memory.
     """
     t = state.table
-    faiss.omp_set_num_threads(1 if q.shape[0] == 1 else _OMP_THREADS)  # per-thread OpenMP setting
-    faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * q.shape[1]
+    use_threads(q.shape[0], q.shape[1])
     selector: faiss.IDSelector | None = None
     keep_alive: np.ndarray | None = None
     if allowed is not None:
         if len(allowed) == 0:
-            return np.full((q.shape[0], 1), -1, np.int64)
+            return Candidates(np.full((q.shape[0], 1), -1, np.int64), None)
         if not state.trained or len(allowed) <= EXACT_SUBSET_MAX:
             return exact_candidates(state, config, q, k, allowed)
         selector, keep_alive = ix.bitmap_selector(allowed, t.n_slots)
@@ -82,26 +116,29 @@ def candidates(
     params = ix.search_params(
         state.family, config.index, ef_search=ef_search, nprobe=nprobe, k=kf, selector=selector
     )
-    _, labels = state.index.search(q, kf, params=params)  # (B, Kf)
+    distances, labels = state.index.search(q, kf, params=params)  # (B, Kf) each
     del keep_alive
-    return np.asarray(labels, np.int64)
+    return Candidates(labels, distances if state.distances_exact else None)
 
 
 def exact_candidates(
     state: BankState, config: BankConfig, q: np.ndarray, k: int, slots: np.ndarray
-) -> np.ndarray:
+) -> Candidates:
     """Top-k by exact scan over ``slots`` (untrained index, or a small filtered subset)."""
     base = state.table.keys[slots]  # (M', Dk)
     metric = config.metric
     if metric is Metric.COSINE:
         base = base / np.linalg.norm(base, axis=1, keepdims=True)
-    _, found = faiss.knn(
+    distances, found = faiss.knn(
         q,
         np.ascontiguousarray(base, np.float32),
         min(k, len(slots)),
         metric=ix.faiss_metric(metric),
-    )
-    return np.where(found >= 0, slots[np.maximum(found, 0)], -1).astype(np.int64)  # (B, k')
+    )  # (B, k') each
+    labels = np.where(found >= 0, slots[np.maximum(found, 0)], -1).astype(np.int64)
+    # A direct float32 scan: its inner products are exact scores (L2 is re-scored,
+    # see ``ix.distances_are_scores``).
+    return Candidates(labels, None if metric is Metric.L2 else distances)
 
 
 def exact_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -187,36 +224,46 @@ def assemble(
     state: BankState,
     config: BankConfig,
     q: np.ndarray,
-    cands: np.ndarray,
+    cands: Candidates,
     k: int,
     *,
-    with_vectors: bool,
+    with_keys: bool,
+    with_values: bool,
 ) -> tuple[SearchResult, np.ndarray]:
-    """Re-score candidates exactly, keep the best k per row, pad, attach recency and vectors.
+    """Exact scores (re-scored unless the search computed them), the best k per row,
+    padding, recency, and the keys and values when asked for.
 
     Also returns the rows' (B, K) int64 slots, -1 for padding.
     """
     t = state.table
-    valid = cands >= 0  # (B, Kf)
+    valid = cands.slots >= 0  # (B, Kf)
     all_valid = bool(valid.all())
-    safe = cands if all_valid else np.where(valid, cands, 0)
-    cand_keys = t.keys[safe]  # (B, Kf, Dk), reused as the result's keys
-    scores = exact_scores(config.metric, q, cand_keys).astype(np.float32)  # (B, Kf)
-    if not all_valid:
-        scores[~valid] = -np.inf
-    if scores.shape[1] <= k and bool((scores[:, :-1] >= scores[:, 1:]).all()):
-        slots = safe  # FAISS's order already agrees with the exact scores (the usual case)
+    slots = cands.slots if all_valid else np.where(valid, cands.slots, 0)
+    cand_keys: np.ndarray | None = None  # (B, Kf, Dk)
+    if cands.scores is not None:  # exact already, in the index's (best-first) order
+        scores = cands.scores
+        if not all_valid:
+            scores[~valid] = -np.inf
+        if with_keys:
+            cand_keys = t.keys[slots]
     else:
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (B, k')
-        rows = np.arange(q.shape[0])[:, None]  # (B, 1)
-        slots, scores, valid = safe[rows, order], scores[rows, order], valid[rows, order]
-        cand_keys = cand_keys[rows, order] if with_vectors else cand_keys
+        cand_keys = t.keys[slots]  # reused as the result's keys
+        scores = exact_scores(config.metric, q, cand_keys).astype(np.float32)  # (B, Kf)
+        if not all_valid:
+            scores[~valid] = -np.inf
+        if scores.shape[1] > k or not bool((scores[:, :-1] >= scores[:, 1:]).all()):
+            order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # (B, k')
+            rows = np.arange(q.shape[0])[:, None]  # (B, 1)
+            slots, scores, valid = slots[rows, order], scores[rows, order], valid[rows, order]
+            cand_keys = cand_keys[rows, order] if with_keys else cand_keys
+        # else: FAISS's order already agrees with the exact scores (the usual case)
     if slots.shape[1] < k:  # fewer candidates than k: pad
         pad = k - slots.shape[1]
         slots = np.pad(slots, ((0, 0), (0, pad)))
         scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=-np.inf)
         valid = np.pad(valid, ((0, 0), (0, pad)), constant_values=False)
-        if with_vectors:
+        if with_keys:
+            assert cand_keys is not None
             cand_keys = np.pad(cand_keys, ((0, 0), (0, pad), (0, 0)))
         all_valid = False
     recency = t.recency(slots)  # (B, K)
@@ -224,15 +271,16 @@ def assemble(
     flat_ids: list[str | None] = (
         list(itemgetter(*flat)(t.ids)) if len(flat) > 1 else [t.ids[flat[0]]]
     )
-    keys = cand_keys if with_vectors else None  # (B, K, Dk)
-    values = t.values[slots] if with_vectors else None  # (B, K, Dv)
+    keys = cand_keys if with_keys else None  # (B, K, Dk)
+    values = t.values[slots] if with_values else None  # (B, K, Dv)
     if not all_valid:
         invalid = ~valid
         recency[invalid] = -1
         for j in np.flatnonzero(invalid.ravel()).tolist():
             flat_ids[j] = ""
-        if keys is not None and values is not None:
+        if keys is not None:
             keys[invalid] = 0.0
+        if values is not None:
             values[invalid] = 0.0
     ids = [flat_ids[r * k : (r + 1) * k] for r in range(slots.shape[0])]  # B lists of K
     result = SearchResult(
@@ -256,7 +304,8 @@ def search(
     nprobe: int | None,
     metadata_filter: dict[str, object] | None,
     tail_samples: int | None,
-    with_vectors: bool,
+    with_keys: bool,
+    with_values: bool,
     rng: np.random.Generator,
 ) -> SearchResult:
     """Top-k of validated (B, Dk) queries over ``state`` (the caller holds the bank's
@@ -264,7 +313,7 @@ def search(
     t = state.table
     B = q.shape[0]
     if t.n_live == 0:
-        result = empty_result(B, k, config, with_vectors=with_vectors)
+        result = empty_result(B, k, config, with_keys=with_keys, with_values=with_values)
         if tail_samples is None:
             return result
         return dataclasses.replace(  # an empty bank: no tail
@@ -274,7 +323,9 @@ def search(
         )
     allowed = t.matching(metadata_filter) if metadata_filter else None
     cands = candidates(state, config, q, k, ef_search=ef_search, nprobe=nprobe, allowed=allowed)
-    result, slots = assemble(state, config, q, cands, k, with_vectors=with_vectors)
+    result, slots = assemble(
+        state, config, q, cands, k, with_keys=with_keys, with_values=with_values
+    )
     if tail_samples is None:
         return result
     cached: TailSample | None = None

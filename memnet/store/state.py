@@ -40,6 +40,9 @@ class BankState:
     trained: bool  # the index is in use; False: searches scan the table's keys
     tombstones: bool  # dead slots stay in the index (HNSW): searches pass a live selector
     last_seq: int  # sequence number of the last record applied
+    # The index's distances are the bank's exact scores (``ix.distances_are_scores``):
+    # searches use them instead of re-scoring the candidates from the table's keys.
+    distances_exact: bool = False
     index_error: str = ""  # why the index could not be trained or filled ("" = none)
     _live_selector: Selector | None = None  # cached by ``live_selector``
 
@@ -56,6 +59,7 @@ class BankState:
             trained=bool(index.is_trained),
             tombstones=ix.uses_tombstones(index),
             last_seq=last_seq,
+            distances_exact=ix.distances_are_scores(index, config.metric),
         )
 
     @classmethod
@@ -213,6 +217,7 @@ def rebuilt(state: BankState, config: BankConfig, *, index: faiss.Index | None =
     except Exception as err:  # FAISS raises RuntimeError
         fresh.index = ix.build(config.index, config.metric, config.key_dim)
         fresh.family, fresh.trained = ix.family(fresh.index), False
+        fresh.distances_exact = ix.distances_are_scores(fresh.index, config.metric)
         fresh.index_error = f"index rebuild failed, searching exactly: {err}"
         LOG.error("bank %s: %s", config.name, fresh.index_error)
     LOG.info(

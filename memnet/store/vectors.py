@@ -58,6 +58,7 @@ class SlotTable:
         self._value_sum: np.ndarray | None = None  # (Dv,) float64 over live slots, once asked
         self._tail_sample: TailSample | None = None  # kept until the next append or kill
         self._metadata_index: MetadataIndex | None = None  # built by the first filtered search
+        self._content: bool | None = None  # some slot holds text or metadata; None: not known
 
     @property
     def n_live(self) -> int:
@@ -110,6 +111,8 @@ class SlotTable:
             self.sources.extend([None] * n)
         for i, mid in enumerate(rows.ids):
             self.slot_of[mid] = start + i
+        if self._content is False:
+            self._content = any(rows.texts or ()) or any(rows.metadata or ())
         if self._metadata_index is not None and rows.metadata is not None:
             for i, meta in enumerate(rows.metadata):
                 if meta:
@@ -142,6 +145,17 @@ class SlotTable:
         index are updated in place by ``append`` and ``kill`` instead)."""
         self._live = None
         self._tail_sample = None
+
+    def has_content(self) -> bool:
+        """False when no slot holds text or metadata (searches then attach none).
+
+        Found by one pass over the columns the first time it is asked (a table loaded
+        from a snapshot has its columns set directly), then kept by ``append``; a kill
+        leaves it True, which only costs a lookup that finds nothing.
+        """
+        if self._content is None:
+            self._content = any(self.texts) or any(self.metadata)
+        return self._content
 
     def live_slots(self) -> np.ndarray:
         """(M,) int64 live slots in ascending order (= ascending seq)."""

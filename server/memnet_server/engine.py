@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,6 +35,7 @@ from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
+    IndexKind,
     IndexSpec,
     JsonObject,
     MemoryBatch,
@@ -306,19 +307,17 @@ class Engine:
         _check_deadline(deadline)
         bank_seq = bank.last_seq
         output = self._run(bank, model, options, np.ascontiguousarray(queries), deadline)
-        attended: set[str] = set()
-        if include_contents or include_vectors:
-            attended = {i for hop in output.hops for row in hop.ids for i in row if i}
         records: dict[str, MemoryRecord] = {}
         if include_vectors:
-            ordered = sorted(attended)
+            ordered = sorted(set(_attended(output)))
             for start in range(0, len(ordered), RECORD_CHUNK):
                 chunk = bank.get(ordered[start : start + RECORD_CHUNK])
                 records.update((record.id, record) for record in chunk if record is not None)
         return QueryAnswer(
             output=output,
             unknown_words=unknown,
-            contents=bank.contents(attended) if include_contents else {},
+            # A generator: a bank without text or metadata never walks the ids.
+            contents=bank.contents(_attended(output)) if include_contents else {},
             records=records,
             bank_seq=bank_seq,
             model=info,
@@ -341,7 +340,7 @@ class Engine:
         queries: np.ndarray,
         deadline: float | None,
     ) -> QueryOutput:
-        if not self.settings.batching_enabled:
+        if not self.settings.batching_enabled or not batching_pays(model.info, bank.config):
             return model.query(queries, BankMemorySource(bank), options)
         return self._batcher(bank, model).submit(options, queries, deadline=deadline)
 
@@ -368,6 +367,23 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
+
+
+def batching_pays(info: ModelInfo, config: BankConfig) -> bool:
+    """Whether concurrent queries to a bank gain from running as one forward.
+
+    A text model's forward (encoders, every hop's torch work) is shared by the batch,
+    and so is a flat bank's scan (one pass over the keys for B queries). A vector
+    model over an HNSW or IVF index walks each query's own graph or lists: grouping
+    would save only per-call Python, which the batcher's handoffs between threads cost
+    back (docs/benchmarks.md, "Service"), so those queries run at once in their own thread.
+    """
+    return info.input_kind is InputKind.TEXT or config.index.kind is IndexKind.FLAT
+
+
+def _attended(output: QueryOutput) -> Iterator[str]:
+    """The ids of every attended memory (padding dropped; repeats across hops and rows)."""
+    return (i for hop in output.hops for row in hop.ids for i in row if i)
 
 
 def _check_deadline(deadline: float | None) -> None:

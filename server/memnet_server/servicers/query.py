@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import replace
+from functools import lru_cache
 
 import grpc
 import numpy as np
@@ -27,23 +30,50 @@ DEFAULT_TOP_ANSWERS = 5
 MAX_QUESTION_BYTES = 64 * 1024
 MAX_FILTER_BYTES = 64 * 1024
 NO_DEADLINE_S = 1e8  # time_remaining() above this means the caller set no deadline
+OPTIONS_CACHE_SIZE = 256  # distinct option combinations decoded once each
 
 
 def decode_options(request: query_pb2.QueryRequest, settings: ServerSettings) -> SearchOptions:
     """The request's search options (``SearchOptions`` checks every rule and limit)."""
+    options = _options_of(
+        k=request.k or settings.default_k,
+        hops=request.hops or None,
+        attention_mode=request.attention_mode,
+        ef_search=request.ef_search if request.HasField("ef_search") else None,
+        nprobe=request.nprobe if request.HasField("nprobe") else None,
+        tail_samples=request.tail_samples if request.HasField("tail_samples") else None,
+    )
+    if not request.metadata_filter_json:
+        return options
     metadata_filter = parse_json_object(
         request.metadata_filter_json, field="metadata_filter_json", max_bytes=MAX_FILTER_BYTES
     )
+    if not metadata_filter:
+        return options
+    return replace(
+        options, metadata_filter=MetadataFilter.of(metadata_filter, field="metadata_filter_json")
+    )
+
+
+@lru_cache(maxsize=OPTIONS_CACHE_SIZE)
+def _options_of(
+    *,
+    k: int,
+    hops: int | None,
+    attention_mode: int,
+    ef_search: int | None,
+    nprobe: int | None,
+    tail_samples: int | None,
+) -> SearchOptions:
+    """Options without a filter, built and checked once per combination of fields
+    (``SearchOptions`` is frozen, so queries share them; a rejected one raises each time)."""
     return SearchOptions(
-        k=request.k or settings.default_k,
-        hops=request.hops or None,
-        mode=enum_value(ATTENTION_MODE_FROM_PROTO, request.attention_mode, field="attention_mode"),
-        ef_search=request.ef_search if request.HasField("ef_search") else None,
-        nprobe=request.nprobe if request.HasField("nprobe") else None,
-        metadata_filter=MetadataFilter.of(metadata_filter, field="metadata_filter_json")
-        if metadata_filter
-        else None,
-        tail_samples=request.tail_samples if request.HasField("tail_samples") else None,
+        k=k,
+        hops=hops,
+        mode=enum_value(ATTENTION_MODE_FROM_PROTO, attention_mode, field="attention_mode"),
+        ef_search=ef_search,
+        nprobe=nprobe,
+        tail_samples=tail_samples,
     )
 
 
@@ -95,7 +125,7 @@ def _add_hop(
     row: int,
     answer: QueryAnswer,
     *,
-    order: list[int],
+    order: Iterable[int],
     include_vectors: bool,
 ) -> None:
     """Append one hop's attended memories (padding dropped) in ``order``: the row's
@@ -124,9 +154,17 @@ def _add_hop(
             attended.value.CopyFrom(to_tensor(record.value))
 
 
-def weight_orders(answer: QueryAnswer) -> list[list[list[int]]]:
-    """Per hop, per row: positions by weight, highest first (ties keep the score order)."""
-    return [hop_weight_order(hop).tolist() for hop in answer.output.hops]
+Orders = list[list[list[int]] | None]  # per hop: per row, positions by weight; None: in order
+
+
+def weight_orders(answer: QueryAnswer) -> Orders:
+    """Per hop, per row: positions by weight, highest first (ties keep the score order);
+    None for a hop whose rows are in that order already."""
+    orders: Orders = []
+    for hop in answer.output.hops:
+        order = hop_weight_order(hop)
+        orders.append(None if order is None else order.tolist())
+    return orders
 
 
 def encode_result(
@@ -135,7 +173,7 @@ def encode_result(
     *,
     top_answers: int,
     include_vectors: bool,
-    orders: list[list[list[int]]] | None = None,
+    orders: Orders | None = None,
 ) -> query_pb2.QueryResult:
     """Row ``row`` of ``answer``; pass ``orders`` (``weight_orders``) when encoding many rows."""
     output, info = answer.output, answer.model
@@ -153,7 +191,8 @@ def encode_result(
         result.answer = result.alternatives[0].answer
         result.probability = result.alternatives[0].probability
     for hop_number, hop in enumerate(output.hops, start=1):
-        order = orders[hop_number - 1][row]
+        hop_order = orders[hop_number - 1]
+        order = range(len(hop.ids[row])) if hop_order is None else hop_order[row]
         _add_hop(result, hop_number, hop, row, answer, order=order, include_vectors=include_vectors)
     return result
 

@@ -54,7 +54,9 @@ class ArraySource:
     def size(self) -> int:
         return len(self.ids)
 
-    def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
+    def retrieve(
+        self, queries: np.ndarray, options: SearchOptions, *, with_keys: bool = True
+    ) -> SearchResult:
         k = options.k
         self.calls.append(k)
         N, (B, Dk), Dv = len(self.ids), queries.shape, self.values.shape[1]

@@ -166,7 +166,12 @@ def test_bank_memory_source_forwards_search_options() -> None:
 
     class FakeBank:
         def search(
-            self, queries: np.ndarray, k: SearchOptions, *, with_vectors: bool = False
+            self,
+            queries: np.ndarray,
+            k: SearchOptions,
+            *,
+            with_vectors: bool = False,
+            with_keys: bool = True,
         ) -> SearchResult:
             calls.append((k, with_vectors))
             return result
