@@ -63,6 +63,9 @@ class CallInterceptor(grpc.ServerInterceptor):
         self._metrics = metrics
         self._idle = threading.Condition()
         self._inflight = 0
+        # The wrapped handler of each method, built on its first call (a method's handler
+        # never changes once the server has started).
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no memnet handler is running; False if still busy after ``timeout_s``."""
@@ -74,11 +77,21 @@ class CallInterceptor(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(handler_call_details)
         method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:
+            return wrapped
+        handler = continuation(handler_call_details)
         rule = RULES.get(method)
         if handler is None or rule is None:
             return handler
+        wrapped = self._wrap(method, rule, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(
+        self, method: str, rule: Rule, handler: grpc.RpcMethodHandler
+    ) -> grpc.RpcMethodHandler:
         # Requests arrive as raw bytes and are decoded inside the wrapper, so that bytes
         # which are not a valid protobuf answer INVALID_ARGUMENT, not grpc's INTERNAL.
         decode = _decoder(method, handler.request_deserializer)
@@ -124,7 +137,8 @@ class CallInterceptor(grpc.ServerInterceptor):
         finally:
             with self._idle:
                 self._inflight -= 1
-                self._idle.notify_all()
+                if self._inflight == 0:  # only ``wait_idle`` waits, and only for zero
+                    self._idle.notify_all()
             latency_s = time.perf_counter() - start
             self._metrics.observe_call(method, code.name, latency_s)
             if code is not grpc.StatusCode.OK:

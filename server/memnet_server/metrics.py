@@ -64,14 +64,21 @@ class Metrics:
             buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
+        self._series: dict[tuple[str, str], tuple[Counter, Counter | None, Histogram]] = {}
         self._http: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
     def observe_call(self, method: str, code: str, latency_s: float) -> None:
-        self.requests.labels(method, code).inc()
-        if code != "OK":
-            self.errors.labels(method, code).inc()
-        self.latency.labels(method).observe(latency_s)
+        series = self._series.get((method, code))
+        if series is None:  # the labelled children, looked up once per method and code
+            errors = self.errors.labels(method, code) if code != "OK" else None
+            series = (self.requests.labels(method, code), errors, self.latency.labels(method))
+            self._series[method, code] = series
+        requests, errors, latency = series
+        requests.inc()
+        if errors is not None:
+            errors.inc()
+        latency.observe(latency_s)
 
     def observe_batch(self, size: int) -> None:
         self.batch_size.observe(size)
