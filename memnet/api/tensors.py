@@ -40,13 +40,13 @@ def from_tensor(
     """
     if tensor.dtype not in (tensor_pb2.DATA_TYPE_UNSPECIFIED, tensor_pb2.DATA_TYPE_FLOAT32):
         raise InvalidArgument(f"{field}.dtype must be DATA_TYPE_FLOAT32", field=f"{field}.dtype")
-    shape = tuple(int(d) for d in tensor.shape)
+    shape = tuple(tensor.shape)  # ints
     if ndim is not None and len(shape) != ndim:
         raise InvalidArgument(
             f"{field}.shape must have {ndim} dimension(s), got {list(shape)}",
             field=f"{field}.shape",
         )
-    if len(shape) > MAX_TENSOR_DIMS or any(d < 0 for d in shape):
+    if len(shape) > MAX_TENSOR_DIMS or (shape and min(shape) < 0):
         raise InvalidArgument(
             f"{field}.shape must be at most {MAX_TENSOR_DIMS} non-negative dimensions, "
             f"got {list(shape)}",
@@ -58,13 +58,14 @@ def from_tensor(
             f"{field} has {elements} elements, limit {max_elements}", field=f"{field}.shape"
         )
     expected_bytes = elements * _FLOAT32_LE.itemsize
-    if len(tensor.data) != expected_bytes:
+    data = tensor.data
+    if len(data) != expected_bytes:
         raise InvalidArgument(
-            f"{field}.data has {len(tensor.data)} bytes, shape {list(shape)} needs "
+            f"{field}.data has {len(data)} bytes, shape {list(shape)} needs "
             f"{expected_bytes} (float32)",
             field=f"{field}.data",
         )
-    array = np.frombuffer(tensor.data, dtype=_FLOAT32_LE).reshape(shape)
+    array = np.frombuffer(data, dtype=_FLOAT32_LE).reshape(shape)
     if require_finite and not np.isfinite(array).all():
         raise InvalidArgument(f"{field} contains NaN or Inf", field=field)
     return array.astype(np.float32, copy=False)

@@ -60,24 +60,25 @@ def softmax(
     relative error of at most (K + 1)·2⁻²⁴ (2·10⁻⁶ at K = 32), well inside what float32
     weights can carry (tests/memnet/model/test_model_vector.py measures it against float64).
     """
-    all_valid = bool(valid.all())
+    all_valid = bool(np.logical_and.reduce(valid, axis=None))
     s = scores if all_valid else np.where(valid, scores, np.float32(-np.inf))  # (B, K)
-    shift = s.max(axis=1)  # (B,)
-    tail = None if tail_log_mass is None else tail_log_mass.astype(np.float32)
-    if tail is not None:
+    shift = np.maximum.reduce(s, axis=1, keepdims=True)  # (B, 1)
+    tail = None if tail_log_mass is None else tail_log_mass.astype(np.float32)[:, None]
+    if tail is not None:  # (B, 1)
         shift = np.maximum(shift, tail)
     if not all_valid or tail is not None:  # a row may have no finite term at all
-        shift = np.where(np.isfinite(shift), shift, np.float32(0.0))
-    e = np.exp(s - shift[:, None])  # (B, K)
-    z = e.sum(axis=1)  # (B,)
+        shift[~np.isfinite(shift)] = 0.0
+    e = s - shift  # (B, K), exp'd in place: an invalid position is exp(-inf) = 0
+    np.exp(e, out=e)
+    z = np.add.reduce(e, axis=1, keepdims=True)  # (B, 1)
     e_tail = None
     if tail is not None:
-        e_tail = np.exp(tail - shift)  # (B,)
+        e_tail = np.exp(tail - shift)  # (B, 1)
         z += e_tail
     if not all_valid or tail is not None:
-        z = np.where(z > 0, z, np.float32(1.0))
-    weights = e / z[:, None]  # (B, K); an invalid position is exp(-inf) = 0
-    return weights, None if e_tail is None else e_tail / z
+        z[z <= 0] = 1.0
+    e /= z
+    return e, None if e_tail is None else (e_tail / z)[:, 0]
 
 
 class VectorPassThroughModel:

@@ -15,27 +15,21 @@ LOCK_FILE = "LOCK"
 
 
 class RWLock:
-    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation)."""
+    """Many readers or one writer; a waiting writer blocks new readers (no writer starvation).
+
+    ``read()`` is taken by every search, so it is a plain context object (no generator)
+    and wakes waiters only when a writer is waiting for the last reader to leave.
+    """
 
     def __init__(self) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
         self._writers_waiting = 0
+        self._read = _ReadLock(self)
 
-    @contextmanager
-    def read(self) -> Iterator[None]:
-        with self._cond:
-            while self._writer or self._writers_waiting:
-                self._cond.wait()
-            self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+    def read(self) -> _ReadLock:
+        return self._read
 
     @contextmanager
     def write(self) -> Iterator[None]:
@@ -53,6 +47,28 @@ class RWLock:
             with self._cond:
                 self._writer = False
                 self._cond.notify_all()
+
+
+class _ReadLock:
+    """The shared side of an ``RWLock`` as a context manager (one per lock, reentrant-safe:
+    it keeps no per-entry state)."""
+
+    def __init__(self, lock: RWLock) -> None:
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        lock = self._lock
+        with lock._cond:
+            while lock._writer or lock._writers_waiting:
+                lock._cond.wait()
+            lock._readers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        lock = self._lock
+        with lock._cond:
+            lock._readers -= 1
+            if lock._readers == 0 and lock._writers_waiting:
+                lock._cond.notify_all()
 
 
 class DirLock:

@@ -237,7 +237,7 @@ def assemble(
     """
     t = state.table
     valid = cands.slots >= 0  # (B, Kf)
-    all_valid = bool(valid.all())
+    all_valid = bool(np.logical_and.reduce(valid, axis=None))
     slots = cands.slots if all_valid else np.where(valid, cands.slots, 0)
     cand_keys: np.ndarray | None = None  # (B, Kf, Dk)
     if cands.scores is not None:  # exact already, in the index's (best-first) order

@@ -41,7 +41,7 @@ def hop_weight_order(hop: HopAttention) -> np.ndarray | None:
     the order both layouts list a hop's memories in. None when every row is in that
     order already, as a softmax over best-first scores is (no sort needed)."""
     w = hop.weights  # (B, K)
-    if bool((w[:, :-1] >= w[:, 1:]).all()):
+    if bool(np.logical_and.reduce(w[:, :-1] >= w[:, 1:], axis=None)):
         return None
     return np.argsort(-w, axis=1, kind="stable")
 
