@@ -279,6 +279,8 @@ class Bank:
                 return out
             slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
             for mid in ids:
+                if mid in out:  # attended by several hops or rows
+                    continue
                 s = slot_of.get(mid)
                 if s is not None and (texts[s] or metadata[s]):
                     out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
