@@ -20,7 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from memnet.core.search_options import MetadataFilter, SearchOptions
+from memnet.core.search_options import SearchOptions
 from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -278,9 +278,7 @@ class Bank:
             if not t.has_content():  # a bank of vectors alone: ``ids`` is never read
                 return out
             slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
-            for mid in ids:
-                if mid in out:  # attended by several hops or rows
-                    continue
+            for mid in dict.fromkeys(ids):  # once each: hops and rows repeat memories
                 s = slot_of.get(mid)
                 if s is not None and (texts[s] or metadata[s]):
                     out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
@@ -336,10 +334,9 @@ class Bank:
         memories outside its top-k from that many uniformly sampled ones (exact when it
         covers them all), and the value they read as: what a softmax over the top-k
         needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
-        ``with_vectors`` returns the memories' values and keys; ``with_keys=False`` leaves
-        the keys out (a caller that reads only scores and values skips their gather).
+        ``with_vectors``: also the values, and the keys unless ``with_keys`` is False.
         """
-        options = _options(
+        options = srch.options_of(
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
             tail_samples=tail_samples,
         )  # fmt: skip
@@ -380,32 +377,3 @@ class Bank:
                 with self._rw.write():
                     self._closed = True
                     self._dropped = dropped
-
-
-def _options(
-    k: int | SearchOptions,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
-    tail_samples: int | None,
-) -> SearchOptions:
-    """The search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
-    if isinstance(k, SearchOptions):
-        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
-            raise InvalidArgument(
-                "give the search knobs in the SearchOptions or as keywords, not both",
-                field="options",
-            )
-        return k
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
-    return SearchOptions(
-        k=int(k),
-        ef_search=ef_search,
-        nprobe=nprobe,
-        metadata_filter=None
-        if metadata_filter is None
-        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
-        tail_samples=tail_samples,
-    )

@@ -11,14 +11,16 @@ stored keys. Scores are higher-is-better: inner product, cosine, or -squared L2.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import faiss
 import numpy as np
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
+from memnet.errors import InvalidArgument
 from memnet.store import index as ix
 from memnet.store.state import BankState
 from memnet.store.types import BankConfig, IndexKind, Metric, SearchResult
@@ -36,11 +38,6 @@ PQ_OVERFETCH = 4
 # 15.6 / 3.8 / 2.4 / 1.5 ms. Single queries (and pairs) scan without BLAS.
 BLAS_MIN_QUERIES = 4
 _OMP_THREADS = faiss.omp_get_max_threads()
-# What this thread last told FAISS (an OpenMP thread count is a per-thread setting) and
-# the BLAS threshold last set: each FAISS call hands the GIL over, so set them only when
-# they change.
-_THREAD = threading.local()
-_blas_threshold: list[int] = [0]
 
 
 @dataclass(frozen=True)
@@ -54,16 +51,15 @@ class Candidates:
 
 
 def use_threads(b: int, d: int) -> None:
-    """One OpenMP thread for a single query, all of them for a batch; BLAS for flat
-    distances from BLAS_MIN_QUERIES queries on."""
+    """One OpenMP thread for a single query, all of them for a batch (a per-thread
+    setting); BLAS for flat distances from BLAS_MIN_QUERIES queries on. Each is read
+    first and set only when it differs: most searches change neither."""
     threads = 1 if b == 1 else _OMP_THREADS
-    if getattr(_THREAD, "omp_threads", 0) != threads:
+    if faiss.omp_get_max_threads() != threads:
         faiss.omp_set_num_threads(threads)
-        _THREAD.omp_threads = threads
     threshold = BLAS_MIN_QUERIES * d
-    if _blas_threshold[0] != threshold:
+    if faiss.cvar.distance_compute_blas_threshold != threshold:
         faiss.cvar.distance_compute_blas_threshold = threshold
-        _blas_threshold[0] = threshold
 
 
 def empty_result(
@@ -355,3 +351,32 @@ def search(
         cached=cached,
     )
     return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
+
+
+def options_of(
+    k: int | SearchOptions,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, Any] | None,
+    tail_samples: int | None,
+) -> SearchOptions:
+    """A search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
+    if isinstance(k, SearchOptions):
+        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
+            raise InvalidArgument(
+                "give the search knobs in the SearchOptions or as keywords, not both",
+                field="options",
+            )
+        return k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
+    return SearchOptions(
+        k=int(k),
+        ef_search=ef_search,
+        nprobe=nprobe,
+        metadata_filter=None
+        if metadata_filter is None
+        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
+        tail_samples=tail_samples,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ from memnet.errors import FailedPrecondition, InvalidArgument, NotFound
 from memnet.model.checkpoint import save_checkpoint
 from memnet.serving.contract import AttentionMode, InputKind
 from memnet.serving.registry import DEFAULT_MODEL, ModelRegistry
-from memnet.serving.vector_model import VectorPassThroughModel
+from memnet.serving.vector_model import VectorPassThroughModel, softmax
+from memnet.store.types import SearchResult
 
 
 def _source(Dv: int = 4) -> ArraySource:
@@ -72,3 +74,60 @@ def test_shipped_registry_serves_babi_joint() -> None:
     model = registry.get(DEFAULT_MODEL)
     assert registry.get("vector").info.input_kind is InputKind.VECTOR
     assert model.info.input_kind is InputKind.TEXT and "garden" in model.info.answer_vocab
+
+
+def _softmax64(
+    scores: np.ndarray, valid: np.ndarray, tail: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The float64 reference: exp(s_i) / (Σ_valid exp(s) + exp(tail)), 0 where invalid."""
+    s = np.where(valid, scores.astype(np.float64), -np.inf)
+    t = np.full(len(s), -np.inf) if tail is None else tail.astype(np.float64)
+    shift = np.maximum(s.max(axis=1), t)
+    shift = np.where(np.isfinite(shift), shift, 0.0)
+    e, e_tail = np.exp(s - shift[:, None]), np.exp(t - shift)
+    z = e.sum(axis=1) + e_tail
+    z = np.where(z > 0, z, 1.0)
+    return e / z[:, None], e_tail / z
+
+
+def test_float32_softmax_stays_within_float32_rounding_of_float64() -> None:
+    rng = np.random.default_rng(5)
+    B, K = 512, 32
+    scores = (rng.normal(size=(B, K)) * rng.uniform(0.1, 40.0, size=(B, 1))).astype(np.float32)
+    scores = -np.sort(-scores, axis=1)  # best first, as a search returns them
+    valid = np.ones((B, K), bool)
+    valid[::7, 20:] = False  # rows with fewer than K candidates
+    valid[3] = False  # a row with none
+    tail = (scores.max(axis=1) + rng.normal(size=B) * 5).astype(np.float64)
+    tail[::2] = -np.inf  # half the rows without a tail
+    for t in (None, tail):
+        weights, tail_weights = softmax(scores, valid, t)
+        ref, ref_tail = _softmax64(scores, valid, t)
+        assert weights.dtype == np.float32
+        # The K + 1 terms are exp(<= 0) in float32: (K + 1)·2⁻²⁴ ≈ 2e-6 of the row's mass.
+        assert np.abs(weights - ref).max() <= 2e-6
+        assert np.all(weights[~valid] == 0.0) and np.all(weights[3] == 0.0)
+        if t is None:
+            assert tail_weights is None
+        else:
+            assert tail_weights is not None
+            assert np.abs(tail_weights - ref_tail).max() <= 2e-6
+
+
+def test_vector_model_reads_values_and_exact_scores_without_keys() -> None:
+    asked: list[bool] = []
+
+    class Spy(ArraySource):
+        def retrieve(
+            self, queries: np.ndarray, options: SearchOptions, *, with_keys: bool = True
+        ) -> SearchResult:
+            asked.append(with_keys)
+            return replace(super().retrieve(queries, options), keys=None)
+
+    src = _source()
+    spy = Spy(src.ids, src.keys, src.values)
+    u = np.ones((2, 4), np.float32)
+    out = VectorPassThroughModel().query(u, spy, SearchOptions(k=6, hops=2))
+    assert asked == [False, False]
+    full = VectorPassThroughModel().query(u, src, SearchOptions(k=6, hops=2))
+    np.testing.assert_array_equal(out.readout, full.readout)
