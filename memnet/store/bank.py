@@ -25,6 +25,7 @@ from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
+    KeySpaceChanged,
     NotFound,
     ResourceExhausted,
 )
@@ -127,6 +128,7 @@ class Bank:
         clean = validation.batch(batch, self.config, self._limits)
         with self._write_mutex:
             self._check_open()
+            _check_batch_key_space(batch.key_space, self.config)
             state = self._state
             t = state.table
             ids = generate_missing_ids(clean.ids)
@@ -339,6 +341,7 @@ class Bank:
         q = validation.search_args(queries, options, self.config, self._limits)
         with self._rw.read():
             self._check_open()
+            _check_key_space(options, self.config)
             return srch.search(
                 self._state,
                 self.config,
@@ -372,6 +375,27 @@ class Bank:
                 with self._rw.write():
                     self._closed = True
                     self._dropped = dropped
+
+
+def _check_batch_key_space(wanted: str | None, config: BankConfig) -> None:
+    """KeySpaceChanged when a batch was encoded for another model version."""
+    if wanted is not None and wanted != config.key_space:
+        raise KeySpaceChanged(
+            f"bank {config.name!r} is now encoded with model {config.model}@"
+            f"{config.model_version}; the batch was encoded for {wanted.split(':')[0]}",
+            field="bank",
+        )
+
+
+def _check_key_space(options: SearchOptions, config: BankConfig) -> None:
+    """KeySpaceChanged when the query was encoded for another model version."""
+    wanted = options.key_space
+    if wanted is not None and wanted != config.key_space:
+        raise KeySpaceChanged(
+            f"bank {config.name!r} is now encoded with model {config.model}@"
+            f"{config.model_version}; the query was encoded for {wanted.split(':')[0]}",
+            field="bank",
+        )
 
 
 def _options(
