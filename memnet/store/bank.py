@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,13 +29,15 @@ from memnet.errors import (
     NotFound,
     ResourceExhausted,
 )
+from memnet.store import reindex, validation
 from memnet.store import search as srch
 from memnet.store import state as st
-from memnet.store import validation
+from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.lifecycle import BankFiles
 from memnet.store.locks import DirLock, RWLock
 from memnet.store.records import ClearRecord, DeleteRecord, Record, WriteRecord
 from memnet.store.recovery import maintained, recover
+from memnet.store.reindex import ReindexSession
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
@@ -75,7 +77,10 @@ class Bank:
         except BaseException:
             lock.release()
             raise
+        self.config = recovered.config
         self._state = recovered.state
+        self._reindex: ReindexSession | None = None  # the running reindex's tap
+        self.interrupted_reindex = reindex.read_intent(directory)  # target, if one was cut off
         self._files = BankFiles(
             directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
         )
@@ -125,10 +130,13 @@ class Bank:
             ) from None
         if not isinstance(batch, MemoryBatch):
             raise InvalidArgument("batch must be a MemoryBatch", field="batch")
-        clean = validation.batch(batch, self.config, self._limits)
+        config = self.config
+        clean = validation.batch(batch, config, self._limits)
         with self._write_mutex:
             self._check_open()
             _check_batch_key_space(batch.key_space, self.config)
+            if self.config is not config:  # a reindex switched the bank meanwhile
+                clean = validation.batch(batch, self.config, self._limits)
             state = self._state
             t = state.table
             ids = generate_missing_ids(clean.ids)
@@ -221,6 +229,8 @@ class Bank:
         self._files.append(record)
         with self._rw.write():
             self._state = st.commit(self._state, prepared)
+        if self._reindex is not None:
+            self._reindex.queue(record)
 
     # ---- maintenance ------------------------------------------------------------------
 
@@ -236,7 +246,7 @@ class Bank:
             with self._rw.write():
                 self._state = fresh
         if self._files.wants_snapshot():
-            self._files.try_snapshot(self._state, "after a long log")
+            self._files.try_snapshot(self._state, self.config, "after a long log")
 
     def rebuild_index(self) -> None:
         """Rebuild arrays and index from the live memories (compaction)."""
@@ -250,7 +260,7 @@ class Bank:
         """Write a snapshot and start a new, empty log."""
         with self._write_mutex:
             self._check_open()
-            self._files.snapshot(self._state)
+            self._files.snapshot(self._state, self.config)
 
     def flush(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
@@ -338,10 +348,10 @@ class Bank:
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
             tail_samples=tail_samples,
         )  # fmt: skip
-        q = validation.search_args(queries, options, self.config, self._limits)
         with self._rw.read():
             self._check_open()
             _check_key_space(options, self.config)
+            q = validation.search_args(queries, options, self.config, self._limits)
             return srch.search(
                 self._state,
                 self.config,
@@ -354,6 +364,77 @@ class Bank:
                 with_vectors=with_vectors,
                 rng=self._tail_rng,
             )
+
+    # ---- reindex ----------------------------------------------------------------------
+
+    def start_reindex(self, target: BankConfig) -> ReindexSession:
+        """Begin re-encoding into ``target`` (another model version): copy the live
+        memories, queue every later record to the session, record the intent durably.
+        FailedPrecondition if one is already running or ``target`` changes more than the
+        model."""
+        reindex.check_target(self.config, target)
+        with self._write_mutex:
+            self._check_open()
+            if self._reindex is not None:
+                raise FailedPrecondition(
+                    f"bank {self.name!r} is already being reindexed", field="bank"
+                )
+            with disk_full_as_resource_exhausted(f"cannot start a reindex of {self.name!r}"):
+                reindex.write_intent(self.directory, target)
+            with self._rw.read():
+                rows = reindex.LiveRows.of(self._state.table)
+            session = ReindexSession(target=target, rows=rows, start_seq=self._state.last_seq)
+            self._reindex = session
+            self.interrupted_reindex = None
+            return session
+
+    def finish_reindex(self, session: ReindexSession, reencode: Callable[[Record], Record]) -> None:
+        """Switch the bank to the session's state: apply the last queued records
+        (``reencode`` turns each into the target's key space), make a snapshot of the new
+        state and configuration durable, then swap them in. On any failure the bank
+        stays as it was and the session ends."""
+        with self._write_mutex:
+            self._check_open()
+            if self._reindex is not session or session.cancelled.is_set():
+                raise FailedPrecondition(
+                    f"the reindex of {self.name!r} was cancelled", field="bank"
+                )
+            try:
+                for record in session.take_queued():
+                    session.apply(reencode(record))
+                self._files.snapshot(session.state, session.target)
+            except BaseException:
+                self._end_reindex(session)
+                raise
+            with self._rw.write():
+                self._state, self.config = session.state, session.target
+            self._end_reindex(session)
+            LOG.info("bank %s: switched to %s", self.name, self.config.key_space)
+
+    def cancel_reindex(self, session: ReindexSession | None = None) -> bool:
+        """Stop the running reindex (``session``, or whichever runs); False if none ran."""
+        with self._write_mutex:
+            running = self._reindex
+            if running is None or (session is not None and running is not session):
+                return False
+            self._end_reindex(running)
+            return True
+
+    def _end_reindex(self, session: ReindexSession) -> None:
+        """Detach the session and forget its intent (write mutex held)."""
+        session.cancelled.set()
+        self._reindex = None
+        try:
+            reindex.clear_intent(self.directory)
+        except OSError as err:
+            LOG.error("bank %s: cannot remove the reindex intent file: %s", self.name, err)
+
+    def forget_interrupted_reindex(self) -> None:
+        """Drop the intent of a reindex a restart cut off (it will not be resumed)."""
+        with self._write_mutex:
+            if self._reindex is None:
+                reindex.clear_intent(self.directory)
+            self.interrupted_reindex = None
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -369,8 +450,11 @@ class Bank:
         with self._write_mutex:
             if self._closed:
                 return
+            if self._reindex is not None:
+                self._reindex.cancelled.set()
+                self._reindex = None  # the intent file stays: a restart resumes it
             try:
-                self._files.close(self._state if snapshot_if_needed else None)
+                self._files.close(self._state if snapshot_if_needed else None, self.config)
             finally:
                 with self._rw.write():
                     self._closed = True

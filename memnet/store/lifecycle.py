@@ -16,7 +16,7 @@ from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.locks import DirLock
 from memnet.store.records import Record
 from memnet.store.state import BankState
-from memnet.store.types import StoreSettings
+from memnet.store.types import BankConfig, StoreSettings
 from memnet.store.wal import WriteAheadLog, log_path
 
 LOG = logging.getLogger(__name__)
@@ -72,11 +72,14 @@ class BankFiles:
     def wants_snapshot(self) -> bool:
         return self._wal.record_bytes >= self._settings.snapshot_after_log_bytes
 
-    def snapshot(self, state: BankState) -> None:
-        """Write a snapshot of ``state``, start a new empty log, drop older logs and snapshots."""
+    def snapshot(self, state: BankState, config: BankConfig) -> None:
+        """Write a snapshot of ``state`` (and the bank's ``config``), start a new empty
+        log, drop older logs and snapshots."""
         seq = state.last_seq
         directory = self.directory
-        snapshot.write(directory, seq, state.table, state.index, trained=state.trained)
+        snapshot.write(
+            directory, seq, state.table, state.index, trained=state.trained, config=config
+        )
         path = log_path(directory, seq)
         if self._wal.path != path:
             old = self._wal
@@ -89,10 +92,10 @@ class BankFiles:
                 p.unlink()
         snapshot.remove_older(directory, seq)
 
-    def try_snapshot(self, state: BankState, when: str) -> bool:
+    def try_snapshot(self, state: BankState, config: BankConfig, when: str) -> bool:
         """``snapshot``, logging (not raising) a failure to write; True if it was taken."""
         try:
-            self.snapshot(state)
+            self.snapshot(state, config)
         except (OSError, ResourceExhausted) as err:
             LOG.error(
                 "bank %s: snapshot %s failed, the log alone keeps the data durable: %s",
@@ -103,7 +106,7 @@ class BankFiles:
             return False
         return True
 
-    def close(self, state: BankState | None) -> None:
+    def close(self, state: BankState | None, config: BankConfig) -> None:
         """Snapshot ``state`` if given and the log holds records (and settings allow), then
         always close the log and release the directory lock, even if either step fails."""
         try:
@@ -112,7 +115,7 @@ class BankFiles:
                 and self._settings.snapshot_on_close
                 and self._wal.record_bytes > 0
             ):
-                self.try_snapshot(state, "on close")
+                self.try_snapshot(state, config, "on close")
         finally:
             self._closed = True
             try:

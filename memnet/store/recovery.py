@@ -36,6 +36,7 @@ LOG = logging.getLogger(__name__)
 
 @dataclass
 class Recovered:
+    config: BankConfig  # config.json's, or the newest snapshot's (a reindex changes it)
     state: BankState
     wal: WriteAheadLog  # open for appending after the last whole record
     report: RecoveryReport
@@ -46,7 +47,7 @@ def recover(directory: Path, config: BankConfig, settings: StoreSettings) -> Rec
     t0 = time.perf_counter()
     snapshot.resolve_interrupted(directory)
     snapshot.remove_temporaries(directory)
-    state, index_rebuilt = _load_snapshot(directory, config)
+    config, state, index_rebuilt = _load_snapshot(directory, config)
     replayed, cut, reasons = 0, 0, []
     files = log_files(directory)
     for pos, (_, path) in enumerate(files):
@@ -87,7 +88,8 @@ def recover(directory: Path, config: BankConfig, settings: StoreSettings) -> Rec
         cut,
         (time.perf_counter() - t0) * 1e3,
     )
-    return Recovered(state, wal, RecoveryReport(replayed, cut, "; ".join(reasons), index_rebuilt))
+    report = RecoveryReport(replayed, cut, "; ".join(reasons), index_rebuilt)
+    return Recovered(config, state, wal, report)
 
 
 def maintained(state: BankState, config: BankConfig, settings: StoreSettings) -> BankState:
@@ -97,15 +99,16 @@ def maintained(state: BankState, config: BankConfig, settings: StoreSettings) ->
     return state
 
 
-def _load_snapshot(directory: Path, config: BankConfig) -> tuple[BankState, bool]:
-    """The newest good snapshot as a state (an empty state if there is none), and whether
-    its index had to be rebuilt from its keys."""
+def _load_snapshot(directory: Path, fallback: BankConfig) -> tuple[BankConfig, BankState, bool]:
+    """The newest good snapshot's configuration and state (``fallback`` and an empty
+    state if there is none), and whether its index had to be rebuilt from its keys."""
     for seq, snap in reversed(snapshot.snapshot_dirs(directory)):
         try:
-            loaded = snapshot.load(snap, config.key_dim, config.value_dim)
+            loaded = snapshot.load(snap, fallback)
         except snapshot.SnapshotError as err:
-            LOG.error("bank %s: skipping snapshot %d: %s", config.name, seq, err)
+            LOG.error("bank %s: skipping snapshot %d: %s", fallback.name, seq, err)
             continue
+        config = loaded.config
         index = loaded.index
         if index is not None and loaded.trained:
             tombstones = ix.uses_tombstones(index)
@@ -128,8 +131,8 @@ def _load_snapshot(directory: Path, config: BankConfig) -> tuple[BankState, bool
                 ix.build(config.index, config.metric, config.key_dim),
                 last_seq=loaded.seq,
             )
-            return st.rebuilt(empty, config), True
-        return BankState.of(config, loaded.table, index, last_seq=loaded.seq), False
+            return config, st.rebuilt(empty, config), True
+        return config, BankState.of(config, loaded.table, index, last_seq=loaded.seq), False
     if snapshot.snapshot_dirs(directory):
-        raise FailedPrecondition(f"bank {config.name!r}: no readable snapshot", field="bank")
-    return BankState.empty(config), False
+        raise FailedPrecondition(f"bank {fallback.name!r}: no readable snapshot", field="bank")
+    return fallback, BankState.empty(fallback), False

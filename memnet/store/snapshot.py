@@ -22,6 +22,7 @@ import numpy as np
 
 from memnet.store import index as ix
 from memnet.store.diskfull import disk_full_as_resource_exhausted
+from memnet.store.types import BankConfig
 from memnet.store.vectors import EMPTY_METADATA, SlotTable
 from memnet.store.wal import fsync_dir
 
@@ -40,6 +41,7 @@ class SnapshotError(RuntimeError):
 @dataclass
 class Loaded:
     seq: int
+    config: BankConfig  # the bank's configuration at the snapshot (a reindex changes it)
     table: SlotTable
     index: faiss.Index | None  # None when the snapshot had no usable index file
     trained: bool
@@ -82,8 +84,17 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool) -> Path:
-    """Write a snapshot of ``table`` + ``index`` as of ``seq``; returns its directory.
+def write(
+    bank_dir: Path,
+    seq: int,
+    table: SlotTable,
+    index: faiss.Index,
+    *,
+    trained: bool,
+    config: BankConfig,
+) -> Path:
+    """Write a snapshot of ``table`` + ``index`` as of ``seq``, with the bank's ``config``
+    (its model binding, which a reindex changes); returns its directory.
 
     On any failure the temporary directory is removed again (so a full disk is not left
     fuller) and an existing snapshot is untouched; ENOSPC/EDQUOT raise ResourceExhausted.
@@ -95,7 +106,7 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
     try:
         with disk_full_as_resource_exhausted(f"cannot write snapshot {seq} of {bank_dir.name}"):
             tmp.mkdir()
-            sizes = _write_files(tmp, seq, table, index, trained=trained)
+            sizes = _write_files(tmp, seq, table, index, trained=trained, config=config)
             _replace(bank_dir, tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -112,7 +123,7 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
 
 
 def _write_files(
-    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool
+    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool, config: BankConfig
 ) -> dict[str, int]:
     """Write and fsync every file of a snapshot into ``tmp``, the manifest last."""
     n = table.n_slots
@@ -135,7 +146,14 @@ def _write_files(
     ix.write(index, tmp / INDEX_FILE)
     _fsync_file(tmp / INDEX_FILE)
     sizes = {p.name: p.stat().st_size for p in tmp.iterdir()}
-    manifest = {"format": FORMAT, "seq": seq, "n_slots": n, "trained": trained, "sizes": sizes}
+    manifest = {
+        "format": FORMAT,
+        "seq": seq,
+        "n_slots": n,
+        "trained": trained,
+        "sizes": sizes,
+        "config": json.loads(config.model_dump_json()),
+    }
     with open(tmp / "manifest.json", "w") as f:
         json.dump(manifest, f)
         f.flush()
@@ -176,11 +194,18 @@ def resolve_interrupted(bank_dir: Path) -> None:
             fsync_dir(bank_dir)
 
 
-def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
-    """Read a snapshot directory; raises SnapshotError if it does not match its manifest."""
+def load(directory: Path, config: BankConfig) -> Loaded:
+    """Read a snapshot directory; raises SnapshotError if it does not match its manifest.
+
+    The snapshot's own configuration wins over ``config`` (the bank's config.json),
+    which describes snapshots written before configurations were recorded in them.
+    """
     t0 = time.perf_counter()
     try:
         manifest = json.loads((directory / "manifest.json").read_text())
+        if "config" in manifest:
+            config = BankConfig.model_validate(manifest["config"])
+        key_dim, value_dim = config.key_dim, config.value_dim
         for name, size in manifest["sizes"].items():
             if name != INDEX_FILE and (directory / name).stat().st_size != size:
                 raise SnapshotError(f"{directory / name} is not {size} bytes")
@@ -194,7 +219,7 @@ def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
         dims = np.load(directory / "source_dims.npy", allow_pickle=False)
         flat = np.load(directory / "sources.npy", allow_pickle=False)
         body = json.loads((directory / "records.json").read_bytes())
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError) as err:  # pydantic's ValidationError is a ValueError
         raise SnapshotError(f"unreadable snapshot {directory}: {err}") from err
     table.ids = body["ids"]
     table.texts = body["texts"]
@@ -209,7 +234,7 @@ def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
     LOG.info(
         "loaded snapshot %s: %d slots in %.1f ms", directory, n, (time.perf_counter() - t0) * 1e3
     )
-    return Loaded(int(manifest["seq"]), table, index, bool(manifest["trained"]))
+    return Loaded(int(manifest["seq"]), config, table, index, bool(manifest["trained"]))
 
 
 def _read_index(directory: Path, size: int | None) -> faiss.Index | None:

@@ -130,6 +130,7 @@ class MemnetService(grpc.Server):
                     LOG.warning("handlers still running %.1f s after stop", HANDLER_DRAIN_S)
                 if self.poller is not None:
                     self.poller.stop()
+                self.engine.reindexer.stop()
                 self.engine.store.close()
                 self.metrics.close()
                 LOG.info("stopped; store closed")
@@ -260,6 +261,7 @@ def _assemble(
     server.start()
     if service.poller is not None:
         service.poller.start()
+    engine.reindexer.resume_interrupted(list(store.banks()))
     for name in ("", *SERVICE_NAMES):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     LOG.info(

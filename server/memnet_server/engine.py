@@ -54,6 +54,7 @@ from memnet_server.batching import Batcher, BatchObserver
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
 from memnet_server.convert import validation_error
+from memnet_server.reindex import Reindexer, ReindexStatus
 
 LOG = logging.getLogger(__name__)
 
@@ -120,6 +121,7 @@ class Engine:
         self._default_model = settings.default_model or models.default_name
         self.models.get(self._default_model)  # fail at startup, not at the first request
         self._batchers: dict[str, tuple[Bank, Batcher]] = {}  # bank name → (bank, batcher)
+        self.reindexer = Reindexer(models)
         self._lock = threading.Lock()
 
     # Models.
@@ -138,6 +140,21 @@ class Engine:
 
     def model_of(self, bank: Bank) -> ServedModel:
         return self.version_of(bank).served()
+
+    def reindex_bank(self, bank_name: str, ref: str) -> ReindexStatus:
+        """Start re-encoding a text bank with the model version ``ref`` names."""
+        bank = self.bank(bank_name)
+        try:
+            current = self.version_of(bank).served().info.input_kind
+        except FailedPrecondition:
+            current = InputKind.TEXT  # its version is gone: reindexing is how it comes back
+        if current is not InputKind.TEXT:
+            raise FailedPrecondition(
+                f"bank {bank.name!r} holds its callers' own vectors (model "
+                f"{bank.config.model!r}): there is nothing to re-encode",
+                field="bank",
+            )
+        return self.reindexer.start(bank, self.model(ref))
 
     def load_models(self, name: str | None) -> list[ModelVersion]:
         """Scan the models directory now (for model ``name``, or all); the changes."""
