@@ -68,7 +68,8 @@ class ModelRef:
             return cls(name)
         if not number.isdigit() or not 1 <= int(number) <= MAX_VERSION:
             raise InvalidArgument(
-                f"{field}: the version after '@' must be 1..{MAX_VERSION}, got {number!r}",
+                f"{field} must be NAME or NAME@VERSION with VERSION in 1..{MAX_VERSION}, "
+                f"got {text!r}",
                 field=field,
             )
         return cls(name, int(number))

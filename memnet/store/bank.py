@@ -388,9 +388,11 @@ class Bank:
             self.interrupted_reindex = None
             return session
 
-    def finish_reindex(self, session: ReindexSession, reencode: Callable[[Record], Record]) -> None:
+    def finish_reindex(
+        self, session: ReindexSession, reencode: Callable[[list[Record]], list[Record]]
+    ) -> None:
         """Switch the bank to the session's state: apply the last queued records
-        (``reencode`` turns each into the target's key space), make a snapshot of the new
+        (``reencode`` turns them into the target's key space), make a snapshot of the new
         state and configuration durable, then swap them in. On any failure the bank
         stays as it was and the session ends."""
         with self._write_mutex:
@@ -400,8 +402,8 @@ class Bank:
                     f"the reindex of {self.name!r} was cancelled", field="bank"
                 )
             try:
-                for record in session.take_queued():
-                    session.apply(reencode(record))
+                for record in reencode(session.take_queued()):
+                    session.apply(record)
                 self._files.snapshot(session.state, session.target)
             except BaseException:
                 self._end_reindex(session)

@@ -249,6 +249,10 @@ def _assemble(
     if settings.model_poll_s > 0 and settings.models_dir is not None:
         service.poller = ModelPoller(catalog, interval_s=settings.model_poll_s)
     metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
+    metrics.watch_models(
+        lambda: [(v.name, v.version, v.state.value) for v in catalog.versions()],
+        lambda: getattr(catalog, "load_failures", 0),
+    )
     if settings.metrics_port:
         metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
         try:

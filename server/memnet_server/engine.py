@@ -34,7 +34,7 @@ from memnet.serving.contract import (
     ServedModel,
     check_options,
 )
-from memnet.serving.repository import ModelVersion
+from memnet.serving.repository import ModelRef, ModelVersion
 from memnet.store.interface import BankStore
 from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
@@ -101,6 +101,7 @@ class QueryAnswer:
     records: dict[str, MemoryRecord]  # attended memories with vectors, only with include_vectors
     bank_seq: int
     model: ModelInfo
+    model_version: int  # the version of ``model`` that answered
 
 
 class Engine:
@@ -169,7 +170,8 @@ class Engine:
     # Banks.
 
     def create_bank(self, request: BankRequest) -> Bank:
-        version = self.model(request.model or self._default_model)
+        ref = ModelRef.parse(request.model or self._default_model, field="spec.model")
+        version = self.models.get(ref)
         info = version.served().info
         key_dim, value_dim = request.key_dim, request.value_dim
         if info.input_kind is InputKind.TEXT:
@@ -345,7 +347,8 @@ class Engine:
     ) -> QueryAnswer:
         bank = self.bank(bank_name)
         config = bank.config
-        model = binding.version_of(self.models, config, default_model=self._default_model).served()
+        version = binding.version_of(self.models, config, default_model=self._default_model)
+        model = version.served()
         info = model.info
         if info.input_kind is InputKind.TEXT:
             options = replace(options, key_space=config.key_space)
@@ -391,6 +394,7 @@ class Engine:
             records=records,
             bank_seq=bank_seq,
             model=info,
+            model_version=version.version,
         )
 
     def _check_options(self, info: ModelInfo, options: SearchOptions, bank: Bank) -> None:

@@ -49,7 +49,7 @@ class ReindexableBank(Protocol):
     def start_reindex(self, target: BankConfig) -> ReindexSession: ...
 
     def finish_reindex(
-        self, session: ReindexSession, reencode: Callable[[Record], Record]
+        self, session: ReindexSession, reencode: Callable[[list[Record]], list[Record]]
     ) -> None: ...
 
     def cancel_reindex(self, session: ReindexSession | None = None) -> bool: ...
@@ -121,9 +121,9 @@ class _Job:
                 queued = session.take_queued()
                 if not queued:
                     break
-                for record in queued:
-                    self._check_cancelled()
-                    session.apply(self.reencode(record))
+                self._check_cancelled()
+                for record in self.reencode(queued):
+                    session.apply(record)
             self._check_cancelled()
             self.bank.finish_reindex(session, self.reencode)
             self.state = JobState.DONE
@@ -151,16 +151,30 @@ class _Job:
         ):
             raise FailedPrecondition("the reindex was cancelled", field="bank")
 
-    def reencode(self, record: Record) -> Record:
-        """A queued record in the target's key space (writes are encoded again)."""
-        if not isinstance(record, WriteRecord):
-            return record
-        encoded = self.model.encode_memories(
-            _texts(record.ids, record.texts or [None] * len(record.ids))
-        )
+    def reencode(self, records: list[Record]) -> list[Record]:
+        """Queued records in the target's key space: the texts of all their writes are
+        encoded again in one model call."""
+        writes = [r for r in records if isinstance(r, WriteRecord)]
+        if not writes:
+            return records
+        texts = [
+            text
+            for w in writes
+            for text in _texts(w.ids, w.texts if w.texts is not None else [None] * len(w.ids))
+        ]
+        encoded = self.model.encode_memories(texts)
         if self.session is not None:
-            self.session.done += len(record.ids)
-        return dataclasses.replace(record, keys=encoded.keys, values=encoded.values)
+            self.session.done += len(texts)
+        out: list[Record] = []
+        start = 0
+        for record in records:
+            if isinstance(record, WriteRecord):
+                stop = start + len(record.ids)
+                keys, values = encoded.keys[start:stop], encoded.values[start:stop]
+                record = dataclasses.replace(record, keys=keys, values=values)
+                start = stop
+            out.append(record)
+        return out
 
 
 class Reindexer:
