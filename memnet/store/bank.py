@@ -10,6 +10,7 @@ gets and gathers take the shared lock and read the current ``BankState``.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
@@ -389,7 +390,9 @@ class Bank:
             return session
 
     def finish_reindex(
-        self, session: ReindexSession, reencode: Callable[[list[Record]], list[Record]]
+        self,
+        session: ReindexSession,
+        reencode: Callable[[builtins.list[Record]], builtins.list[Record]],
     ) -> None:
         """Switch the bank to the session's state: apply the last queued records
         (``reencode`` turns them into the target's key space), make a snapshot of the new
