@@ -171,9 +171,10 @@ class _Job:
             if isinstance(record, WriteRecord):
                 stop = start + len(record.ids)
                 keys, values = encoded.keys[start:stop], encoded.values[start:stop]
-                record = dataclasses.replace(record, keys=keys, values=values)
+                out.append(dataclasses.replace(record, keys=keys, values=values))
                 start = stop
-            out.append(record)
+            else:
+                out.append(record)
         return out
 
 
