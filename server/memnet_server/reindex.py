@@ -78,12 +78,18 @@ IDLE = ReindexStatus(JobState.IDLE)
 
 
 class _Job:
-    def __init__(self, bank: ReindexableBank, model: ServedModel, target: BankConfig) -> None:
+    def __init__(
+        self,
+        bank: ReindexableBank,
+        model: ServedModel,
+        target: BankConfig,
+        session: ReindexSession,
+    ) -> None:
         self.bank = bank
         self.model = model
         self.target = target
         self.source = bank.config
-        self.session: ReindexSession | None = None
+        self.session: ReindexSession | None = session
         self.cancel_requested = threading.Event()
         self.keep_intent = False  # a server stop: leave the intent so a restart resumes
         self.state = JobState.REINDEXING
@@ -109,8 +115,9 @@ class _Job:
         )
 
     def run(self) -> None:
+        session = self.session
+        assert session is not None
         try:
-            session = self.session = self.bank.start_reindex(self.target)
             for chunk in session.rows.chunks(ENCODE_CHUNK):
                 self._check_cancelled()
                 encoded = self.model.encode_memories(_texts(chunk.ids, chunk.texts))
@@ -219,7 +226,9 @@ class Reindexer:
                     f"bank {bank.name!r} is already being reindexed into {_ref(running.target)}",
                     field="bank",
                 )
-            job = _Job(bank, model, target_config)
+            # The intent is durable before the call returns: a restart resumes this job.
+            session = bank.start_reindex(target_config)
+            job = _Job(bank, model, target_config, session)
             self._jobs[bank.name] = job
             self._not_resumed.pop(bank.name, None)
         job.thread.start()
