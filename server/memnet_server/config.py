@@ -58,7 +58,7 @@ class ServerSettings(BaseSettings):
     )
     default_model: str | None = Field(
         default=None,
-        description="Model of banks created without one; unset = the registry default.",
+        description="Model of banks created without one; unset = the repository default.",
     )
 
     # Limits.
