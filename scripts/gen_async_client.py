@@ -18,6 +18,9 @@ transformation, on the syntax tree:
    awaited, repeated until nothing changes. A generator method that awaits becomes
    an async generator (``yield from xs`` → ``for item in xs: yield item``); calling
    one is not awaited, so a method that returns one stays a ``def`` (``list``).
+   Iterating over such a call (``for``, a comprehension) becomes ``async for`` and
+   counts as awaiting; any other use of it (``sorted(self.list(b))``) is refused
+   with an error, since it cannot work on an async iterator.
 4. The module docstring says the file is generated; the class docstring's first
    paragraph becomes ``CLASS_SUMMARY``.
 
@@ -67,41 +70,91 @@ def _is_generator(function: ast.FunctionDef) -> bool:
     return any(isinstance(node, ast.Yield | ast.YieldFrom) for node in ast.walk(function))
 
 
-def _self_method(call: ast.Call) -> str | None:
+def _self_method(node: ast.AST | None) -> str | None:
     """``m`` for a call ``self.m(...)``, else None."""
-    func = call.func
+    if not isinstance(node, ast.Call):
+        return None
+    func = node.func
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
         return func.attr if func.value.id == "self" else None
     return None
 
 
-def _async_methods(methods: dict[str, ast.FunctionDef]) -> tuple[set[str], set[str]]:
-    """(coroutines, async generators) among ``methods``: rule 3, to a fixed point."""
-    coroutines = set(ALWAYS_ASYNC) & set(methods)
-    generators: set[str] = set()
-    changed = True
-    while changed:
-        changed = False
+def _iterated(node: ast.AST) -> ast.expr | None:
+    """What ``node`` iterates over or delegates to: ``for``, comprehension, ``yield from``."""
+    if isinstance(node, ast.For | ast.comprehension):
+        return node.iter
+    if isinstance(node, ast.YieldFrom):
+        return node.value
+    return None
+
+
+class Kinds:
+    """What each method of the class becomes (rule 3), found by iterating to a fixed point.
+
+    ``coroutines``: plain methods that await (``async def``, their calls awaited);
+    ``generators``: generator methods that await (async generators);
+    ``returners``: plain methods that return an async iterator without awaiting
+    (a ``def`` that returns ``self.g(...)``, like ``list``).
+    """
+
+    def __init__(self, methods: dict[str, ast.FunctionDef]) -> None:
+        self.coroutines = set(ALWAYS_ASYNC) & set(methods)
+        self.generators: set[str] = set()
+        self.returners: set[str] = set()
+        changed = True
+        while changed:
+            changed = False
+            for name, function in methods.items():
+                if name in self.coroutines | self.generators | self.returners:
+                    continue
+                if self._awaits(function):
+                    (self.generators if _is_generator(function) else self.coroutines).add(name)
+                    changed = True
+                elif not _is_generator(function) and any(
+                    isinstance(node, ast.Return) and self.async_iterator(node.value)
+                    for node in ast.walk(function)
+                ):
+                    self.returners.add(name)
+                    changed = True
+
+    def async_iterator(self, node: ast.AST | None) -> bool:
+        """Whether ``node`` is a call ``self.m(...)`` that returns an async iterator."""
+        return _self_method(node) in self.generators | self.returners
+
+    def _awaits(self, function: ast.FunctionDef) -> bool:
+        for node in ast.walk(function):
+            if isinstance(node, ast.Call) and (
+                ast.unparse(node.func) in AWAITED_CALLS or _self_method(node) in self.coroutines
+            ):
+                return True
+            if self.async_iterator(_iterated(node)):
+                return True
+        return False
+
+    def check_uses(self, methods: dict[str, ast.FunctionDef]) -> None:
+        """Refuse a use of an async iterator that rule 3 cannot convert (e.g. ``sorted(it)``)."""
         for name, function in methods.items():
-            if name in coroutines or name in generators:
-                continue
-            awaits = any(
-                isinstance(node, ast.Call)
-                and (ast.unparse(node.func) in AWAITED_CALLS or _self_method(node) in coroutines)
+            convertible = {
+                id(inner)
                 for node in ast.walk(function)
-            )
-            if awaits:
-                (generators if _is_generator(function) else coroutines).add(name)
-                changed = True
-    return coroutines, generators
+                for inner in (_iterated(node), node.value if isinstance(node, ast.Return) else None)
+                if inner is not None
+            }
+            for node in ast.walk(function):
+                if self.async_iterator(node) and id(node) not in convertible:
+                    raise ValueError(
+                        f"{name}: {ast.unparse(node)} is an async iterator in the async client; "
+                        "only return it, iterate it with for, or yield from it"
+                    )
 
 
 class _ToAsync(ast.NodeTransformer):
-    """Rules 1-3 over one module, given the coroutines and async generators of the class."""
+    """Rules 1-3 over one module, given what each method of the class becomes."""
 
-    def __init__(self, coroutines: set[str], generators: set[str]) -> None:
-        self.coroutines = coroutines
-        self.generators = generators
+    def __init__(self, kinds: Kinds) -> None:
+        self.kinds = kinds
+        self._in_async_generator = False
 
     def visit_Name(self, node: ast.Name) -> ast.Name:
         node.id = RENAMES.get(node.id, node.id)
@@ -125,31 +178,43 @@ class _ToAsync(ast.NodeTransformer):
         if replacement is not None:
             node.func = ast.parse(replacement, mode="eval").body
             return ast.Await(node)
-        if _self_method(node) in self.coroutines:
+        if _self_method(node) in self.kinds.coroutines:
             return ast.Await(node)
         return node
 
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.stmt:
+    def visit_For(self, node: ast.For) -> ast.stmt:
+        asynchronous = self.kinds.async_iterator(node.iter)
         self.generic_visit(node)
-        name = node.name
-        node.name = RENAMES.get(name, name)
-        if name not in self.coroutines and name not in self.generators:
+        if not asynchronous:
             return node
-        if name in self.generators:
-            node.body = [_LoopYieldFrom().visit(statement) for statement in node.body]
-        fields = {field: getattr(node, field) for field in node._fields}
-        return ast.AsyncFunctionDef(**fields)
+        return ast.AsyncFor(**{field: getattr(node, field) for field in node._fields})
 
-
-class _LoopYieldFrom(ast.NodeTransformer):
-    """``yield from xs`` → ``for item in xs: yield item`` (async generators cannot delegate)."""
+    def visit_comprehension(self, node: ast.comprehension) -> ast.comprehension:
+        node.is_async = int(self.kinds.async_iterator(node.iter))
+        self.generic_visit(node)
+        return node
 
     def visit_Expr(self, node: ast.Expr) -> ast.stmt:
-        if not isinstance(node.value, ast.YieldFrom):
+        """``yield from xs`` → ``for item in xs: yield item`` (async generators cannot delegate)."""
+        if not self._in_async_generator or not isinstance(node.value, ast.YieldFrom):
+            return self.generic_visit(node)  # type: ignore[return-value]
+        loop = ast.For(
+            target=ast.Name("item", ast.Store()),
+            iter=node.value.value,
+            body=[ast.Expr(ast.Yield(ast.Name("item", ast.Load())))],
+            orelse=[],
+        )
+        return self.visit_For(loop)
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.stmt:
+        name = node.name
+        outer, self._in_async_generator = self._in_async_generator, name in self.kinds.generators
+        self.generic_visit(node)
+        self._in_async_generator = outer
+        node.name = RENAMES.get(name, name)
+        if name not in self.kinds.coroutines | self.kinds.generators:
             return node
-        item = ast.Name("item", ast.Store())
-        body: list[ast.stmt] = [ast.Expr(ast.Yield(ast.Name("item", ast.Load())))]
-        return ast.For(target=item, iter=node.value.value, body=body, orelse=[])
+        return ast.AsyncFunctionDef(**{field: getattr(node, field) for field in node._fields})
 
 
 def _ruff(arguments: list[str], text: str) -> str:
@@ -172,8 +237,9 @@ def generate(source: str | None = None) -> str:
     tree = ast.parse(SOURCE.read_text() if source is None else source)
     (client,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MemnetClient"]
     methods = {n.name: n for n in client.body if isinstance(n, ast.FunctionDef)}
-    coroutines, generators = _async_methods(methods)
-    tree = _ToAsync(coroutines, generators).visit(tree)
+    kinds = Kinds(methods)
+    kinds.check_uses(methods)
+    tree = _ToAsync(kinds).visit(tree)
     tree.body[0] = ast.Expr(ast.Constant(MODULE_DOCSTRING))
     ast.fix_missing_locations(tree)
     text = ast.unparse(tree) + "\n"
