@@ -3,10 +3,25 @@
     .venv/bin/python scripts/gen_async_client.py          # rewrite aio.py
     .venv/bin/python scripts/gen_async_client.py --check  # exit 1 when aio.py is stale
 
-``client.py`` is the one source of the SDK's methods (its module docstring says why
-the async client is generated); ``tests/client/test_client_codegen.py`` fails when
-the committed ``aio.py`` is not what this script makes of it. The whole
-transformation, on the syntax tree:
+``client.py`` is the one source of the SDK's methods; ``tests/client/test_client_codegen.py``
+fails when the committed ``aio.py`` is not what this script makes of it.
+
+Why generate rather than share one definition at run time: the two clients differ
+only in ``async``/``await`` and in their transport (``grpc`` vs ``grpc.aio``
+channels), and a generated file keeps both clients plain Python, every method with
+its real signature and docstring, which mypy, IDEs, ``help()`` and tracebacks read
+as written. The alternatives weighed were a sans-IO core (each method a generator
+yielding its calls, driven by a sync and an async driver) and decorators that make
+both kinds of method from one definition. Both need ``ParamSpec``/``Concatenate``
+typing before mypy and IDEs see the signatures of methods built at run time, put a
+driver frame in every traceback, and need a second protocol for ``list`` (an
+iterator that makes calls as it advances). The price of generating, a build step,
+is paid by the currency test. What the methods share beyond their shape lives in
+plain modules both clients import: argument checks (``_checks``), options
+(``options``), requests (``_requests``), conversions (``_convert``) and the call
+policy with retries and failover (``_call``).
+
+The whole transformation, on the syntax tree:
 
 1. Names: ``MemnetClient`` → ``AsyncMemnetClient``, ``open_channel`` →
    ``open_aio_channel``, ``close_channels`` → ``close_aio_channels``, ``Iterator`` →

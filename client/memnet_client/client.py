@@ -5,19 +5,8 @@
 not what the script makes of this file. To add or change a method, edit it here
 (and its row in ``_rpcs.RPCS``), then run ``python scripts/gen_async_client.py``.
 
-Why generate rather than share at run time: the two clients differ only in
-``async``/``await`` and in their transport (``grpc`` vs ``grpc.aio`` channels),
-and a generated file keeps both clients plain Python, each method with its real
-signature and docstring, which mypy, IDEs, ``help()`` and tracebacks read as
-written. The alternatives considered were a sans-IO core (each method a
-generator yielding its calls, driven by a sync and an async driver) and
-decorators that turn one definition into both kinds of method; both need
-``ParamSpec`` tricks before mypy and IDEs see the signatures, put a driver frame
-in every traceback, and do not fit ``list`` (an iterator that makes calls as it
-advances). What the methods share beyond their shape lives in plain modules
-both clients import: argument checks (``_checks``), options (``options``),
-requests (``_requests``), conversions (``_convert``) and the call policy
-(``_call``).
+Why the async client is generated rather than shared at run time: see the
+docstring of ``scripts/gen_async_client.py``.
 """
 
 from __future__ import annotations
