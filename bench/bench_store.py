@@ -161,7 +161,7 @@ def raw_index(cfg: BankConfig, a: Args, data: Data) -> faiss.Index:
 
 
 def bench_search(kind: str, bank: Bank, a: Args, data: Data) -> list[Row]:
-    index = bank._index
+    index = bank.state.index
     params = ix.search_params(
         ix.family(index), bank.config.index, ef_search=None, nprobe=None, k=a.k, selector=None
     )

@@ -20,6 +20,7 @@ from memnet.errors import (
 )
 from memnet.store.bank import CONFIG_FILE, Bank
 from memnet.store.diskfull import disk_full_as_resource_exhausted, is_disk_full
+from memnet.store.interface import StoreStatus
 from memnet.store.locks import DirLock
 from memnet.store.types import BankConfig, FsyncPolicy, RecoveryReport, StoreSettings
 from memnet.store.wal import fsync_dir
@@ -192,6 +193,14 @@ class MemoryStore:
             fsync_dir(root)
             shutil.rmtree(doomed, ignore_errors=True)
             LOG.info("dropped bank %s", name)
+
+    def status(self) -> StoreStatus:
+        """Serving once open; quarantined banks are listed with their reasons."""
+        with self._mutex:
+            failed = {name: bank.reason for name, bank in self._failed.items()}
+        return StoreStatus(
+            serving=not self._closed, detail="closed" if self._closed else "", failed=failed
+        )
 
     def recovery_reports(self) -> dict[str, RecoveryReport]:
         """What opening each bank found; quarantined banks have ``failed`` and ``error``."""
