@@ -1,7 +1,7 @@
 """Checks of single arguments, run before any RPC: each raises ``ValidationError`` naming the field.
 
-The SDK checks types, shapes and lower bounds only; upper limits that a server
-configures (``max_k``, ``max_hops``, message sizes) stay the server's to enforce.
+Limits that a server is configured with (its ``max_k``, a model's ``max_hops``,
+message sizes) stay the server's to enforce.
 """
 
 from __future__ import annotations
@@ -41,9 +41,11 @@ def count(value: object, *, field: str, minimum: int = 0, maximum: int | None = 
     return number
 
 
-def optional_count(value: object, *, field: str, minimum: int) -> int | None:
+def optional_count(
+    value: object, *, field: str, minimum: int, maximum: int | None = None
+) -> int | None:
     """``count`` for an argument where None means "the server's default"."""
-    return None if value is None else count(value, field=field, minimum=minimum)
+    return None if value is None else count(value, field=field, minimum=minimum, maximum=maximum)
 
 
 def flag(value: object, *, field: str) -> bool:

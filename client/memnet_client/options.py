@@ -2,7 +2,10 @@
 
 Both are frozen, hashable dataclasses checked when they are built, so a bad value
 fails where it is written (``SearchParams(k=-1)`` raises ``ValidationError`` with
-``field="k"``) and one object can be kept and reused across calls::
+``field="k"``) and one object can be kept and reused across calls. The limits are
+the protocol's own (``memnet.core.search_options``, the rules the server applies);
+limits a server is configured with (its ``max_k``, ``max_top_answers``, a model's
+``max_hops``) are the server's to enforce::
 
     precise = SearchParams(k=64, ef_search=256)
     client.query("story", "Where is Mary?", params=precise)
@@ -25,6 +28,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypedDict, Unpack, get_args
 
+from memnet.core.json_values import canonical_json
+from memnet.core.search_options import (
+    MAX_EF_SEARCH,
+    MAX_HOPS,
+    MAX_K,
+    MAX_NPROBE,
+    MAX_TAIL_SAMPLES,
+)
+from memnet.errors import InvalidArgument
 from memnet_client import _checks
 from memnet_client.errors import ValidationError
 from memnet_client.models import AttentionMode, WriteMode
@@ -42,18 +54,19 @@ class SearchParams:
     """How a query searches the bank and what it returns.
 
     Attributes:
-        k: memories attended per hop (K); 0 = the server's default (32).
-        hops: hops (H); 0 = the model's default.
+        k: memories attended per hop (K), 0..4096; 0 = the server's default (32).
+        hops: hops (H), 0..64; 0 = the model's default.
         attention: "sparse" (softmax over the top k candidates of the index), "soft"
             (over the whole bank, up to the server's ``max_k``) or "hard" (all weight
             on the best candidate).
         metadata_filter: keep only memories whose metadata has these top-level
-            values (a JSON object of at most 64 KiB); None = no filter.
-        ef_search: HNSW candidate list size for this call; None = the bank's.
-        nprobe: IVF lists probed for this call; None = the bank's.
-        tail_samples: vector models, sparse attention: sample this many memories per
-            hop to estimate the softmax mass outside the top k (``Hop.tail_weight``);
-            None = off.
+            values (a JSON object of at most 64 KiB, nested at most 32 deep; kept as
+            a read-only copy); None = no filter.
+        ef_search: HNSW candidate list size for this call, 1..65536; None = the bank's.
+        nprobe: IVF lists probed for this call, 1..65536; None = the bank's.
+        tail_samples: vector models, sparse attention: sample this many memories
+            (1..65536) per hop to estimate the softmax mass outside the top k
+            (``Hop.tail_weight``); None = off.
         include_vectors: ``query`` only: return each attended memory's key (Dk,) and
             value (Dv,). ``query_arrays`` refuses True (it returns no vectors).
         top_answers: ``query`` only: alternative answers returned per question
@@ -72,34 +85,37 @@ class SearchParams:
 
     def __post_init__(self) -> None:
         checked: dict[str, object] = {
-            "k": _checks.count(self.k, field="k"),
-            "hops": _checks.count(self.hops, field="hops"),
+            "k": _checks.count(self.k, field="k", maximum=MAX_K),
+            "hops": _checks.count(self.hops, field="hops", maximum=MAX_HOPS),
             "attention": _checks.choice(self.attention, get_args(AttentionMode), field="attention"),
-            "ef_search": _checks.optional_count(self.ef_search, field="ef_search", minimum=1),
-            "nprobe": _checks.optional_count(self.nprobe, field="nprobe", minimum=1),
+            "ef_search": _checks.optional_count(
+                self.ef_search, field="ef_search", minimum=1, maximum=MAX_EF_SEARCH
+            ),
+            "nprobe": _checks.optional_count(
+                self.nprobe, field="nprobe", minimum=1, maximum=MAX_NPROBE
+            ),
             "tail_samples": _checks.optional_count(
-                self.tail_samples, field="tail_samples", minimum=1
+                self.tail_samples, field="tail_samples", minimum=1, maximum=MAX_TAIL_SAMPLES
             ),
             "include_vectors": _checks.flag(self.include_vectors, field="include_vectors"),
             "top_answers": _checks.count(self.top_answers, field="top_answers"),
         }
-        text = _checks.json_object(self.metadata_filter, field="metadata_filter")
-        # A private copy, read-only: changing the caller's dict later changes nothing here.
+        text = _canonical_filter(self.metadata_filter)
+        # A private, read-only copy: changing the caller's dict later changes nothing here.
         checked["metadata_filter"] = MappingProxyType(json.loads(text)) if text else None
         for name, value in checked.items():
             object.__setattr__(self, name, value)
 
     @property
     def metadata_filter_json(self) -> str:
-        """The filter as sent on the wire (compact JSON; "" without a filter)."""
-        return _checks.json_object(self.metadata_filter, field="metadata_filter")
+        """The filter as sent on the wire: canonical JSON (sorted keys); "" without one."""
+        return _canonical_filter(self.metadata_filter)
 
     def __hash__(self) -> int:
-        # The filter is a read-only mapping, not hashable: hash its canonical JSON instead.
-        canonical = json.dumps(dict(self.metadata_filter or {}), sort_keys=True)
+        # The filter is a read-only mapping, not hashable: its canonical JSON stands in.
         return hash(
             tuple(
-                canonical if f.name == "metadata_filter" else getattr(self, f.name)
+                self.metadata_filter_json if f.name == "metadata_filter" else getattr(self, f.name)
                 for f in dataclasses.fields(self)
             )
         )
@@ -206,6 +222,20 @@ def write_options(options: WriteOptions | None, knobs: WriteKnobs) -> WriteOptio
     _known(knobs, WriteKnobs.__optional_keys__)
     base = options or WriteOptions()
     return base.replace(**knobs) if knobs else base
+
+
+def _canonical_filter(value: Mapping[str, Any] | None) -> str:
+    """The filter's canonical JSON under the server's rules; ValidationError if it breaks one."""
+    if value is None:
+        return ""
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"metadata_filter must be a dict, got {type(value).__name__}", field="metadata_filter"
+        )
+    try:
+        return canonical_json(dict(value), field="metadata_filter")
+    except InvalidArgument as error:
+        raise ValidationError(str(error), field="metadata_filter") from error
 
 
 def _known(knobs: Mapping[str, object], names: frozenset[str]) -> None:

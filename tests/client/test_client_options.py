@@ -22,6 +22,14 @@ from memnet_client import (
 
 DIM = 4
 
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 BAD_SEARCH: dict[str, tuple[dict[str, Any], str]] = {
     "negative k": ({"k": -1}, "k"),
     "float k": ({"k": 1.5}, "k"),
@@ -36,6 +44,14 @@ BAD_SEARCH: dict[str, tuple[dict[str, Any], str]] = {
     "filter not a dict": ({"metadata_filter": ["story"]}, "metadata_filter"),
     "filter not JSON": ({"metadata_filter": {"x": object()}}, "metadata_filter"),
     "filter too big": ({"metadata_filter": {"x": "y" * 70_000}}, "metadata_filter"),
+    "filter with NaN": ({"metadata_filter": {"x": float("nan")}}, "metadata_filter"),
+    "filter too deep": ({"metadata_filter": _nested(40)}, "metadata_filter"),
+    # The protocol's own limits (memnet.core.search_options), the server's rules too.
+    "k over the protocol's limit": ({"k": 4097}, "k"),
+    "hops over the protocol's limit": ({"hops": 65}, "hops"),
+    "ef_search over the limit": ({"ef_search": 65_537}, "ef_search"),
+    "nprobe over the limit": ({"nprobe": 65_537}, "nprobe"),
+    "tail_samples over the limit": ({"tail_samples": 65_537}, "tail_samples"),
 }
 BAD_WRITE: dict[str, tuple[dict[str, Any], str]] = {
     "unknown mode": ({"mode": "replace"}, "mode"),
