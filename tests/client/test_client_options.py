@@ -19,6 +19,7 @@ from memnet_client import (
     WriteOptions,
     errors,
 )
+from memnet_client.options import QueryKnobs, SearchKnobs, WriteKnobs
 
 DIM = 4
 
@@ -100,6 +101,13 @@ def test_options_are_frozen_hashable_and_own_their_filter() -> None:
     assert len({WriteOptions(), WriteOptions(progress=True), WriteOptions()}) == 2
     assert WriteOptions().budget_bytes == 3 * 1024 * 1024
     assert WriteOptions(chunk_bytes=65536).budget_bytes == 65536
+
+
+def test_the_keyword_forms_name_every_field_of_the_objects() -> None:
+    search_fields = {f.name for f in dataclasses.fields(SearchParams)}
+    assert QueryKnobs.__optional_keys__ == search_fields
+    assert SearchKnobs.__optional_keys__ == search_fields - {"include_vectors", "top_answers"}
+    assert WriteKnobs.__optional_keys__ == {f.name for f in dataclasses.fields(WriteOptions)}
 
 
 @pytest.fixture
