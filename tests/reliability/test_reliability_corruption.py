@@ -255,16 +255,18 @@ _RESNAPSHOT_THEN_DIE = """
 import os, sys
 from pathlib import Path
 import numpy as np
-from memnet.store import MemoryStore
-from memnet.store import snapshot
+from memnet.store import MemoryStore, fs
 from memnet.store.types import BankConfig, MemoryBatch
 store = MemoryStore(Path(sys.argv[1]))
 bank = store.create_bank(BankConfig(name="b", key_dim=4, value_dim=4, model="vector"))
 keys = np.ones((5, 4), np.float32)
 bank.write(MemoryBatch(keys=keys, values=keys, ids=[f"m{i}" for i in range(5)]))
 bank.snapshot()
-snapshot.os.rename = lambda src, dst: os._exit(9)  # the process dies at the rename
-bank.snapshot()  # the same seq again
+class DyingAtRename(fs.FileSystem):
+    def rename(self, src, dst):
+        os._exit(9)  # the process dies at the rename
+with fs.installed(DyingAtRename()):
+    bank.snapshot()  # the same seq again
 """
 
 
