@@ -7,7 +7,6 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +66,7 @@ class MemoryStore:
         self._all_opened = threading.Event()
         self._closed = False
         self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._pool: ThreadPoolExecutor | None = None
         try:
             root = self.data_dir / BANKS_DIR
             for leftover in root.glob(".*"):  # half-created or half-dropped banks
@@ -76,23 +75,24 @@ class MemoryStore:
             self._opening = {d.name: time.monotonic() for d in directories}
             if not directories:
                 self._all_opened.set()
-            self._pool = ThreadPoolExecutor(
-                max_workers=max(1, self.settings.open_threads), thread_name_prefix="memnet-open"
-            )
-            for d in directories:
-                self._pool.submit(self._open_bank, d)
-            self._pool.shutdown(wait=not open_in_background)
+            if open_in_background or len(directories) > 1:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=max(1, self.settings.open_threads),
+                    thread_name_prefix="memnet-open",
+                )
+                for d in directories:
+                    self._pool.submit(self._open_bank, d)
+                self._pool.shutdown(wait=not open_in_background)
+            else:  # nothing to overlap: no threads
+                for d in directories:
+                    self._open_bank(d)
         except BaseException:
             self.close()
             raise
-        if self.settings.fsync is FsyncPolicy.INTERVAL:
-            self._start(self._flush_loop, "memnet-wal-flush")
-        self._start(self._age_loop, "memnet-log-age")
-
-    def _start(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        thread.start()
-        self._threads.append(thread)
+        self._timer = threading.Thread(
+            target=self._timer_loop, name="memnet-store-timer", daemon=True
+        )
+        self._timer.start()
 
     def _open_bank(self, directory: Path) -> None:
         """Open one bank; one that cannot be opened is logged and quarantined, files untouched."""
@@ -127,24 +127,28 @@ class MemoryStore:
         """Wait until every bank has opened or been quarantined; False on timeout."""
         return self._all_opened.wait(timeout_s)
 
-    def _flush_loop(self) -> None:
-        interval_s = self.settings.fsync_interval_ms / 1000.0
-        while not self._stop.wait(interval_s):
-            for bank in self.banks():
+    def _timer_loop(self) -> None:
+        """Every ``fsync_interval_ms`` (INTERVAL policy) fsync the banks' logs; every quarter
+        of ``snapshot_after_log_age_s`` (at most every minute) snapshot banks whose log
+        has held records that long."""
+        s = self.settings
+        age_period_s = min(60.0, max(0.05, s.snapshot_after_log_age_s / 4))
+        flushing = s.fsync is FsyncPolicy.INTERVAL
+        period_s = min(age_period_s, s.fsync_interval_ms / 1000.0) if flushing else age_period_s
+        next_age_check = time.monotonic() + age_period_s
+        while not self._stop.wait(period_s):
+            for bank in self.banks() if flushing else []:
                 try:
                     bank.flush()
                 except OSError:
                     LOG.exception("fsync of bank %s failed", bank.name)
-
-    def _age_loop(self) -> None:
-        """Snapshot banks whose log has held records for ``snapshot_after_log_age_s``."""
-        period_s = min(60.0, max(0.05, self.settings.snapshot_after_log_age_s / 4))
-        while not self._stop.wait(period_s):
-            for bank in self.banks():
-                try:
-                    bank.snapshot_if_due()
-                except Exception:
-                    LOG.exception("age snapshot of bank %s failed", bank.name)
+            if time.monotonic() >= next_age_check:
+                next_age_check = time.monotonic() + age_period_s
+                for bank in self.banks():
+                    try:
+                        bank.snapshot_if_due()
+                    except Exception:
+                        LOG.exception("age snapshot of bank %s failed", bank.name)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -287,9 +291,10 @@ class MemoryStore:
                 return
             self._closed = True
         self._stop.set()
-        for thread in self._threads:
-            thread.join()
-        pool = getattr(self, "_pool", None)
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            timer.join()
+        pool = self._pool
         if pool is not None:  # banks still queued are not opened; those opening finish
             pool.shutdown(wait=True, cancel_futures=True)
         with self._mutex:
