@@ -94,7 +94,10 @@ def _neighbours(scanned: LogScan, damage: Damage) -> tuple[frames.Frame | None, 
 
 
 def _covered(scanned: LogScan, damage: Damage, base_seq: int) -> bool:
-    """True when every record the damaged bytes could have held is at or below ``base_seq``."""
+    """True when every record the damaged bytes could have held is at or below ``base_seq``
+    (never for a damaged file header: the file is not what it says)."""
+    if damage.start < frames.MAGIC_BYTES:
+        return False
     if damage.seqs is not None and damage.seqs[1] <= base_seq:
         return True
     _, after = _neighbours(scanned, damage)
