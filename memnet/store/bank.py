@@ -76,7 +76,12 @@ class Bank:
             raise
         self._state = recovered.state
         self._files = BankFiles(
-            directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
+            directory,
+            name=config.name,
+            lock=lock,
+            wal=recovered.wal,
+            settings=settings,
+            log_records=recovered.report.records_replayed,
         )
         self.recovery: RecoveryReport = recovered.report
         with self._write_mutex:

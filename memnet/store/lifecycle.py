@@ -34,12 +34,15 @@ class BankFiles:
         lock: DirLock,
         wal: WriteAheadLog,
         settings: StoreSettings,
+        log_records: int = 0,
     ) -> None:
+        """``log_records``: records the log already holds (replayed when the bank opened)."""
         self.directory = directory
         self.name = name
         self._lock = lock
         self._wal = wal
         self._settings = settings
+        self._log_records = log_records
         self._closed = False
 
     @property
@@ -63,6 +66,7 @@ class BankFiles:
     def append(self, record: Record) -> None:
         """Append ``record`` to the log, durable per the fsync policy when this returns."""
         self._wal.append(record)
+        self._log_records += 1
 
     def sync(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
@@ -70,10 +74,14 @@ class BankFiles:
             self._wal.sync()
 
     def wants_snapshot(self) -> bool:
-        """True when the log passed ``snapshot_after_log_bytes``, or has held records for
-        ``snapshot_after_log_age_s`` (both bound how long reopening the bank takes)."""
+        """True when the log passed ``snapshot_after_log_bytes`` or
+        ``snapshot_after_log_records``, or has held records for ``snapshot_after_log_age_s``
+        (each bounds how long reopening the bank takes)."""
         wal, s = self._wal, self._settings
-        if wal.record_bytes >= s.snapshot_after_log_bytes:
+        if (
+            wal.record_bytes >= s.snapshot_after_log_bytes
+            or self._log_records >= s.snapshot_after_log_records
+        ):
             return True
         oldest = wal.oldest_record_s
         return oldest is not None and monotonic() - oldest >= s.snapshot_after_log_age_s
@@ -91,6 +99,7 @@ class BankFiles:
                 self._wal = WriteAheadLog(path, policy=s.fsync, interval_ms=s.fsync_interval_ms)
                 logstate.write(directory, logstate.for_new_log(path, self._wal.synced_bytes))
             old.close()
+        self._log_records = 0
         for p in directory.glob("wal-*.log"):
             if p != path:
                 fs.get().unlink(p)

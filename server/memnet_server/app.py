@@ -200,6 +200,7 @@ def create_server(
             fsync=settings.fsync,
             fsync_interval_ms=settings.fsync_interval_ms,
             snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
+            snapshot_after_log_records=settings.snapshot_after_log_records,
             snapshot_after_log_age_s=settings.snapshot_after_log_age_s,
             limits=StoreLimits(max_k=max(settings.max_k, 1)),
         ),

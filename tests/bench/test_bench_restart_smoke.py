@@ -19,5 +19,5 @@ def test_the_restart_benchmark_prints_its_three_tables(
     bench_restart.parallel_table(tmp_path, banks=2, size=0.02, dim=8, batch=50)
     bench_restart.background_table(tmp_path, 0.05, dim=8, batch=50, small_mib=0.01)
     out = capsys.readouterr().out
-    assert out.count("### ") == 3
+    assert out.count("### ") == 3  # main() adds the one-memory-write replay table
     assert "replay s" in out and "open_threads" in out and "every bank open" in out

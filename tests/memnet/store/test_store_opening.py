@@ -39,6 +39,21 @@ def test_an_old_log_is_snapshotted_by_the_store_timer(tmp_path: Path) -> None:
     store.close()
 
 
+def test_a_log_of_many_records_is_snapshotted_counting_the_replayed_ones(tmp_path: Path) -> None:
+    store = open_store(tmp_path, snapshot_after_log_records=3, snapshot_on_close=False)
+    bank = store.create_bank(make_bank_config("b", key_dim=D, value_dim=D))
+    keys = np.ones((1, D), np.float32)
+    for i in range(2):
+        bank.write(MemoryBatch(keys=keys, values=keys, ids=[f"m{i}"]))
+    store.close()
+    bank_dir = tmp_path / "banks" / "b"
+    assert not list(bank_dir.glob("snapshot-*"))
+    store = open_store(tmp_path, snapshot_after_log_records=3, snapshot_on_close=False)
+    store.bank("b").write(MemoryBatch(keys=keys, values=keys, ids=["m2"]))  # the third record
+    assert [p.name for p in bank_dir.glob("snapshot-*")] == [f"snapshot-{3:020d}"]
+    store.close()
+
+
 def test_without_an_age_limit_reached_the_log_is_kept(tmp_path: Path) -> None:
     store = open_store(tmp_path, snapshot_on_close=False)  # default: one hour
     _write(store, "b")
