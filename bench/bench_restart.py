@@ -8,7 +8,7 @@ Prints four tables:
    reopening the same bank from a snapshot (baseline, same run): replay rate and ratio;
    then the same for a log of one-memory writes (the per-record cost).
    The store's limits (``snapshot_after_log_bytes``, default 256 MiB;
-   ``snapshot_after_log_records``, 100,000; ``snapshot_after_log_age_s``, 1 h) are
+   ``snapshot_after_log_records``, 50,000; ``snapshot_after_log_age_s``, 1 h) are
    lifted here; with them a log never outgrows the first two, so a restart replays at
    most that much (the rows show the rate per MiB and per record).
 2. Opening B banks of S MiB each with ``open_threads`` 1 and 4: wall time and ratio.

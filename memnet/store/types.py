@@ -110,7 +110,7 @@ class StoreSettings:
     fsync_interval_ms: int = 50
     snapshot_after_log_bytes: int = 256 * 1024 * 1024  # snapshot + truncate the log past this
     # ... or once it holds this many records (replay costs per record as well as per byte)
-    snapshot_after_log_records: int = 100_000
+    snapshot_after_log_records: int = 50_000
     # ... or once its oldest record is this old (bounds the replay of a slowly growing log)
     snapshot_after_log_age_s: float = 3600.0
     limits: StoreLimits = field(default_factory=StoreLimits)

@@ -44,7 +44,7 @@ class ServerSettings(BaseSettings):
         default=256, ge=1, description="Snapshot a bank and truncate its log past this size."
     )
     snapshot_after_log_records: int = Field(
-        default=100_000, ge=1, description="... or once its log holds this many records."
+        default=50_000, ge=1, description="... or once its log holds this many records."
     )
     snapshot_after_log_age_s: float = Field(
         default=3600.0, gt=0, description="... or once its oldest record is this old."
