@@ -20,6 +20,7 @@ from memnet.store import snapshot as snap
 from memnet.store.frames import MAGIC_V1, scan
 from memnet.store.logstate import STATE_FILE
 from memnet.store.records import WriteRecord, encode
+from memnet.store.repair import repair_bank
 from memnet.store.wal import log_files
 
 D = 8
@@ -165,3 +166,29 @@ def test_a_log_of_frame_format_1_still_replays_and_new_records_go_to_a_new_log(
     assert scan(logs[1][1]).version == 2
     with open_store(tmp_path) as store:
         assert store.bank("b").count() == 20
+
+
+def test_damage_inside_a_format_1_log_is_found_and_repaired_past_it(tmp_path: Path) -> None:
+    with open_store(tmp_path, snapshot_on_close=False) as store:
+        store.create_bank(make_bank_config(key_dim=D, value_dim=D))
+    bank_dir = tmp_path / "banks" / "b"
+    ((_, log),) = log_files(bank_dir)
+    (bank_dir / STATE_FILE).unlink()
+    frames, starts = [MAGIC_V1], []
+    for j in range(4):
+        record = WriteRecord(
+            j * 5 + 1, 0, _ids(5, f"v{j}-"), _keys(5, j), _keys(5, j), None, None, None, []
+        )
+        payload = b"".join(bytes(p) for p in encode(record))
+        starts.append(sum(len(f) for f in frames))
+        frames.append(struct.pack("<II", len(payload), zlib.crc32(payload)) + payload)
+    data = bytearray(b"".join(frames))
+    data[starts[1] + 2] ^= 0x01  # the length field of record 2: a reader cannot step over it
+    log.write_bytes(bytes(data))
+    with open_store(tmp_path) as store:
+        report = store.recovery_reports()["b"]
+        assert report.failed and "seq 6-10" in report.error and "(seq 11-20)" in report.error
+    repaired = repair_bank(tmp_path, "b")
+    assert repaired.records_salvaged == 3 and repaired.memories == 15
+    with open_store(tmp_path) as store:
+        assert store.bank("b").get(["v1-0", "v2-0"])[1] is not None
