@@ -17,7 +17,7 @@ from memnet.store.locks import DirLock
 from memnet.store.records import Record
 from memnet.store.state import BankState
 from memnet.store.types import StoreSettings
-from memnet.store.wal import WriteAheadLog, log_path, monotonic
+from memnet.store.wal import WriteAheadLog, log_path
 
 LOG = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class BankFiles:
             or self._log_records >= s.snapshot_after_log_records
         ):
             return True
-        oldest = wal.oldest_record_s
-        return oldest is not None and monotonic() - oldest >= s.snapshot_after_log_age_s
+        age_s = wal.oldest_record_age_s()
+        return age_s is not None and age_s >= s.snapshot_after_log_age_s
 
     def snapshot(self, state: BankState) -> None:
         """Write a snapshot of ``state``, start a new empty log, drop older logs and snapshots."""

@@ -24,7 +24,7 @@ from memnet.store import state as st
 from memnet.store.locks import DirLock
 from memnet.store.records import Record, seq_range
 from memnet.store.recovery import maintained
-from memnet.store.replay import lost_seqs
+from memnet.store.replay import lost_range, lost_seqs
 from memnet.store.state import BankState
 from memnet.store.types import BankConfig, StoreSettings
 from memnet.store.wal import WriteAheadLog, log_files, log_path
@@ -42,6 +42,15 @@ class LostBytes:
     end: int
     reason: str
     seqs: str  # the sequence numbers they held, as far as the frames around them tell
+    low: int | None  # ... the first and last of them (None: not known)
+    high: int | None
+
+
+def _within(gap: tuple[int, int], ranges: list[tuple[int | None, int | None]]) -> bool:
+    """True when a damaged range already accounts for every seq of ``gap``."""
+    return any(
+        (low is None or low <= gap[0]) and (high is None or gap[1] <= high) for low, high in ranges
+    )
 
 
 @dataclass
@@ -127,12 +136,14 @@ def _repair(bank_dir: Path, name: str, *, dry_run: bool) -> RepairReport:
     base_seq = state.last_seq
     records = _salvage(bank_dir, base_seq, report)
     settings = StoreSettings()
+    explained = [(b.low, b.high) for b in report.lost_bytes]
     for record in records:
         first, last = seq_range(record)
         if last <= state.last_seq:
             continue
-        if first > state.last_seq + 1:
-            report.seq_gaps.append((state.last_seq + 1, first - 1))
+        gap = (state.last_seq + 1, first - 1)
+        if first > state.last_seq + 1 and not _within(gap, explained):
+            report.seq_gaps.append(gap)
         state = maintained(st.apply(state, record, config), config, settings)
         report.records_salvaged += 1
     _check_log_state(bank_dir, state.last_seq, report)
@@ -158,10 +169,10 @@ def _salvage(bank_dir: Path, base_seq: int, report: RepairReport) -> list[Record
         for damage in scanned.damage:
             if damage.seqs is not None and damage.seqs[1] <= base_seq:
                 continue
+            low, high = lost_range(scanned, damage)
+            seqs = lost_seqs(scanned, damage)
             report.lost_bytes.append(
-                LostBytes(
-                    path.name, damage.start, damage.end, damage.reason, lost_seqs(scanned, damage)
-                )
+                LostBytes(path.name, damage.start, damage.end, damage.reason, seqs, low, high)
             )
         for f in scanned.frames:
             first, last = seq_range(f.record)

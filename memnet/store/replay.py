@@ -104,13 +104,26 @@ def _covered(scanned: LogScan, damage: Damage, base_seq: int) -> bool:
     return bool(after) and seq_range(after[0].record)[0] - 1 <= base_seq
 
 
-def lost_seqs(scanned: LogScan, damage: Damage) -> str:
-    """The sequence numbers the damaged bytes held, as far as the frames around them tell."""
+def lost_range(scanned: LogScan, damage: Damage) -> tuple[int | None, int | None]:
+    """The first and last sequence numbers the damaged bytes can have held, as far as the
+    frames around them (or the log's name, ``wal-<seq after which it starts>.log``) tell;
+    None where nothing tells."""
     before, after = _neighbours(scanned, damage)
     low = seq_range(before.record)[1] + 1 if before is not None else None
     high = seq_range(after[0].record)[0] - 1 if after else None
-    if damage.seqs is not None and low is None:
+    if low is None and damage.seqs is not None:
         low = damage.seqs[0]
+    if low is None:
+        try:
+            low = int(scanned.path.stem.split("-", 1)[1]) + 1
+        except (IndexError, ValueError):
+            low = None
+    return low, high
+
+
+def lost_seqs(scanned: LogScan, damage: Damage) -> str:
+    """``lost_range`` in words."""
+    low, high = lost_range(scanned, damage)
     if low is not None and high is not None:
         return f"seq {low}-{high} ({high - low + 1} sequence numbers)" if high >= low else "none"
     if low is not None:

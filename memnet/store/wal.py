@@ -107,6 +107,11 @@ class WriteAheadLog:
         """Bytes of records (not counting the header)."""
         return self.size_bytes - len(MAGIC)
 
+    def oldest_record_age_s(self) -> float | None:
+        """Seconds since the oldest record in this log was appended (None: it has none)."""
+        oldest = self.oldest_record_s
+        return None if oldest is None else monotonic() - oldest
+
     def append(self, record: Record) -> None:
         buffers = frame(record)
         total = sum(len(b) for b in buffers)

@@ -32,8 +32,8 @@ from memnet.store.types import BankConfig, FsyncPolicy, MemoryBatch, Metric
 DIM = 8
 BATCH = 10
 WRITES = 8
-STEP_S = 250.0  # the fake clock's time between two writes
-INTERVAL_MS = 600_000  # 600 s: an inline fsync every third write; the flusher never fires
+STEP_S = 350.0  # the fake clock's time between two writes
+INTERVAL_MS = 600_000  # 600 s: an inline fsync every second write; the flusher never fires
 TAILS = ("drop", "zeros", "prefix") if scale(0, 1) else ("drop",)
 SAMPLED_POINTS = scale(24, 0)  # crash points tried per policy (0: every one)
 SHM = Path("/dev/shm")  # tmpfs: the cut is simulated, the disk need not be real
