@@ -228,7 +228,7 @@ def _active_log(
 ) -> WriteAheadLog:
     """The log new records go to (fsynced), named in a fresh ``log-state.json``."""
     path = logs[-1][1] if logs else log_path(directory, last_seq)
-    if path.exists() and path.read_bytes()[: len(MAGIC_V1)] == MAGIC_V1:
+    if path.exists() and _head(path) == MAGIC_V1:
         _fsync_file(path)  # its records stay where they are; new ones go to a new log
         successor = log_path(directory, last_seq)
         if successor == path:  # it holds no record: replace it
@@ -246,6 +246,11 @@ def _active_log(
         wal.close()
         raise
     return wal
+
+
+def _head(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC_V1))
 
 
 def _fsync_file(path: Path) -> None:
