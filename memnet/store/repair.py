@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memnet.errors import NotFound
+from memnet.errors import FailedPrecondition, NotFound
 from memnet.store import frames, fs, logstate, snapshot, snapshot_load
 from memnet.store import index as ix
 from memnet.store import state as st
@@ -112,7 +112,14 @@ def repair_bank(data_dir: Path, name: str, *, dry_run: bool = False) -> RepairRe
 
 
 def _repair(bank_dir: Path, name: str, *, dry_run: bool) -> RepairReport:
-    config = BankConfig.model_validate_json((bank_dir / CONFIG_FILE).read_text())
+    try:
+        config = BankConfig.model_validate_json((bank_dir / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as err:
+        raise FailedPrecondition(
+            f"bank {name!r}: {CONFIG_FILE} is unreadable, so its records cannot be decoded "
+            f"({err}); restore it from a backup first",
+            field="bank",
+        ) from err
     report = RepairReport(name, "an empty bank")
     if not dry_run:
         snapshot.resolve_interrupted(bank_dir)

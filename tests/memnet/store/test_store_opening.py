@@ -14,6 +14,7 @@ from store_testlib import as_after_a_kill, make_bank_config, open_store
 from memnet.errors import AlreadyExists, FailedPrecondition
 from memnet.store import MemoryBatch, MemoryStore, StoreSettings
 from memnet.store import bank as bank_module
+from memnet.store.repair import repair_bank
 from memnet.store.wal import log_files, read_log
 from memnet_cli import main as cli_main
 
@@ -156,3 +157,11 @@ def test_memnet_repair_salvages_a_bank_and_refuses_while_the_store_is_open(
         assert bank.count() == 8 and bank.get(["w2-0"]) == [None]
     assert cli_main(args) == 0
     assert "no damage found" in capsys.readouterr().out
+
+
+def test_repair_refuses_a_bank_whose_config_is_unreadable(tmp_path: Path) -> None:
+    with open_store(tmp_path) as store:
+        _write(store, "b")
+    (tmp_path / "banks" / "b" / "config.json").write_text("{not json")
+    with pytest.raises(FailedPrecondition, match="config.json is unreadable"):
+        repair_bank(tmp_path, "b")
