@@ -163,5 +163,5 @@ def test_repair_refuses_a_bank_whose_config_is_unreadable(tmp_path: Path) -> Non
     with open_store(tmp_path) as store:
         _write(store, "b")
     (tmp_path / "banks" / "b" / "config.json").write_text("{not json")
-    with pytest.raises(FailedPrecondition, match="config.json is unreadable"):
+    with pytest.raises(FailedPrecondition, match=r"config\.json is unreadable"):
         repair_bank(tmp_path, "b")
