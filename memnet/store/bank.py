@@ -14,25 +14,21 @@ import builtins
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 
-from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    KeySpaceChanged,
-    NotFound,
     ResourceExhausted,
 )
 from memnet.store import reindex, validation
-from memnet.store import search as srch
 from memnet.store import state as st
+from memnet.store.bank_reads import BankReads, check_batch_key_space
 from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.lifecycle import BankFiles
 from memnet.store.locks import DirLock, RWLock
@@ -43,10 +39,7 @@ from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
     MemoryBatch,
-    MemoryContent,
-    MemoryRecord,
     RecoveryReport,
-    SearchResult,
     StoreSettings,
     WriteMode,
     WriteResult,
@@ -58,8 +51,11 @@ LOG = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 
 
-class Bank:
-    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots."""
+class Bank(BankReads):
+    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots.
+
+    Its reads (``get``, ``contents``, ``gather``, ``list``, ``search``) are in ``BankReads``.
+    """
 
     def __init__(self, directory: Path, config: BankConfig, settings: StoreSettings) -> None:
         """Open the bank in ``directory``: lock it, load its snapshot, replay its log."""
@@ -83,17 +79,18 @@ class Bank:
         self._reindex: ReindexSession | None = None  # the running reindex's tap
         self.interrupted_reindex = reindex.read_intent(directory)  # target, if one was cut off
         self._files = BankFiles(
-            directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
+            directory,
+            name=config.name,
+            lock=lock,
+            wal=recovered.wal,
+            settings=settings,
+            log_records=recovered.report.records_replayed,
         )
         self.recovery: RecoveryReport = recovered.report
         with self._write_mutex:
             self._maintain()
 
     # ---- properties -------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     @property
     def last_seq(self) -> int:
@@ -135,7 +132,7 @@ class Bank:
         clean = validation.batch(batch, config, self._limits)
         with self._write_mutex:
             self._check_open()
-            _check_batch_key_space(batch.key_space, self.config)
+            check_batch_key_space(batch.key_space, self.config)
             if self.config is not config:  # a reindex switched the bank meanwhile
                 clean = validation.batch(batch, self.config, self._limits)
             state = self._state
@@ -249,6 +246,12 @@ class Bank:
         if self._files.wants_snapshot():
             self._files.try_snapshot(self._state, self.config, "after a long log")
 
+    def snapshot_if_due(self) -> None:
+        """Snapshot when the log is past its size or age limit (the store's timer calls this)."""
+        with self._write_mutex:
+            if not self._closed and self._files.wants_snapshot():
+                self._files.try_snapshot(self._state, self.config, "after an old log")
+
     def rebuild_index(self) -> None:
         """Rebuild arrays and index from the live memories (compaction)."""
         with self._write_mutex:
@@ -267,104 +270,6 @@ class Bank:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
         if not self._closed:
             self._files.sync()
-
-    # ---- reads ------------------------------------------------------------------------
-
-    def get(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            return [None if s is None else t.record(s) for s in t.slots_of(wanted)]
-
-    def contents(self, ids: Iterable[str]) -> dict[str, MemoryContent]:
-        """Text and metadata of the live memories among ``ids`` that have either, by id.
-
-        For ids this bank returned (search results): no id validation and no vector
-        copies, so attaching content to K attended memories costs a dict lookup each.
-        Unknown, deleted and content-less ids are absent from the result.
-        """
-        out: dict[str, MemoryContent] = {}
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
-            for mid in ids:
-                s = slot_of.get(mid)
-                if s is not None and (texts[s] or metadata[s]):
-                    out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
-        return out
-
-    def gather(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(N, Dk) keys and (N, Dv) values of ``ids``; NotFound names the first missing id."""
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            slots = t.slots_of(wanted)
-            for mid, s in zip(wanted, slots, strict=True):
-                if s is None:
-                    raise NotFound(f"memory {mid!r} not found in bank {self.name!r}", field="ids")
-            idx = np.array(slots, np.int64)
-            return t.keys[idx].copy(), t.values[idx].copy()
-
-    def list(
-        self, *, page_size: int = 100, page_token: str | None = None
-    ) -> tuple[list[MemoryRecord], str | None]:
-        """Live memories in seq order, ``page_size`` at a time; pass back the returned token."""
-        size = validation.page_size(page_size, self._limits)
-        after = validation.page_token(page_token)
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            live = t.live_slots()
-            start = int(np.searchsorted(t.seqs[live], after, side="right"))
-            page = live[start : start + size]
-            records = [t.record(s) for s in page.tolist()]
-            more = start + size < len(live)
-            token = validation.make_page_token(records[-1].seq) if more and records else None
-            return records, token
-
-    def search(
-        self,
-        queries: np.ndarray,
-        k: int | SearchOptions,
-        *,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-        with_vectors: bool = False,
-        tail_samples: int | None = None,
-    ) -> SearchResult:
-        """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
-
-        ``k`` is either the number of memories per query, with the search knobs as
-        keywords, or a ``SearchOptions`` that carries them all (then give no knobs).
-        ``tail_samples`` also estimates, per query, log Σ exp(score) over the searched
-        memories outside its top-k from that many uniformly sampled ones (exact when it
-        covers them all), and the value they read as: what a softmax over the top-k
-        needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
-        """
-        options = _options(
-            k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
-            tail_samples=tail_samples,
-        )  # fmt: skip
-        with self._rw.read():
-            self._check_open()
-            _check_key_space(options, self.config)
-            q = validation.search_args(queries, options, self.config, self._limits)
-            return srch.search(
-                self._state,
-                self.config,
-                q,
-                options.k,
-                ef_search=options.ef_search,
-                nprobe=options.nprobe,
-                metadata_filter=options.filter_dict,
-                tail_samples=options.tail_samples,
-                with_vectors=with_vectors,
-                rng=self._tail_rng,
-            )
 
     # ---- reindex ----------------------------------------------------------------------
 
@@ -443,12 +348,6 @@ class Bank:
 
     # ---- lifecycle --------------------------------------------------------------------
 
-    def _check_open(self) -> None:
-        if self._dropped:
-            raise NotFound(f"bank {self.name!r} was dropped", field="bank")
-        if self._closed:
-            raise FailedPrecondition(f"bank {self.name!r} is closed", field="bank")
-
     def close(self, *, snapshot_if_needed: bool = True, dropped: bool = False) -> None:
         """Snapshot if the log holds records (and settings allow; a failed snapshot is
         logged, the log stays), fsync and close the log, release the lock. Idempotent."""
@@ -464,53 +363,3 @@ class Bank:
                 with self._rw.write():
                     self._closed = True
                     self._dropped = dropped
-
-
-def _check_batch_key_space(wanted: str | None, config: BankConfig) -> None:
-    """KeySpaceChanged when a batch was encoded for another model version."""
-    if wanted is not None and wanted != config.key_space:
-        raise KeySpaceChanged(
-            f"bank {config.name!r} is now encoded with model {config.model}@"
-            f"{config.model_version}; the batch was encoded for {wanted.split(':')[0]}",
-            field="bank",
-        )
-
-
-def _check_key_space(options: SearchOptions, config: BankConfig) -> None:
-    """KeySpaceChanged when the query was encoded for another model version."""
-    wanted = options.key_space
-    if wanted is not None and wanted != config.key_space:
-        raise KeySpaceChanged(
-            f"bank {config.name!r} is now encoded with model {config.model}@"
-            f"{config.model_version}; the query was encoded for {wanted.split(':')[0]}",
-            field="bank",
-        )
-
-
-def _options(
-    k: int | SearchOptions,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
-    tail_samples: int | None,
-) -> SearchOptions:
-    """The search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
-    if isinstance(k, SearchOptions):
-        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
-            raise InvalidArgument(
-                "give the search knobs in the SearchOptions or as keywords, not both",
-                field="options",
-            )
-        return k
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
-    return SearchOptions(
-        k=int(k),
-        ef_search=ef_search,
-        nprobe=nprobe,
-        metadata_filter=None
-        if metadata_filter is None
-        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
-        tail_samples=tail_samples,
-    )

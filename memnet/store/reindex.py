@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,12 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from memnet.errors import FailedPrecondition
+from memnet.store import fs
 from memnet.store import state as st
 from memnet.store.records import Record, WriteRecord
 from memnet.store.state import BankState
 from memnet.store.types import BankConfig, JsonObject
 from memnet.store.vectors import NewRows, SlotTable
-from memnet.store.wal import fsync_dir
 
 LOG = logging.getLogger(__name__)
 
@@ -155,13 +154,7 @@ class ReindexSession:
 
 def write_intent(directory: Path, target: BankConfig) -> None:
     """Record durably that a reindex into ``target`` is running."""
-    tmp = directory / f".{INTENT_FILE}.tmp"
-    with open(tmp, "w") as handle:
-        handle.write(target.model_dump_json())
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, directory / INTENT_FILE)
-    fsync_dir(directory)
+    fs.replace_file(directory / INTENT_FILE, target.model_dump_json().encode())
 
 
 def read_intent(directory: Path) -> BankConfig | None:
@@ -177,8 +170,11 @@ def read_intent(directory: Path) -> BankConfig | None:
 
 
 def clear_intent(directory: Path) -> None:
-    (directory / INTENT_FILE).unlink(missing_ok=True)
-    fsync_dir(directory)
+    path = directory / INTENT_FILE
+    if path.exists():
+        layer = fs.get()
+        layer.unlink(path)
+        layer.fsync_dir(directory)
 
 
 def check_target(current: BankConfig, target: BankConfig) -> None:
