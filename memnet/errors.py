@@ -36,6 +36,11 @@ class FailedPrecondition(MemnetError):
     """The system is not in a state that allows the call (FAILED_PRECONDITION)."""
 
 
+class KeySpaceChanged(FailedPrecondition):
+    """A bank switched to another model version while a query encoded for the old one
+    was running; running the query again encodes it for the new one."""
+
+
 class Unauthenticated(MemnetError):
     """No valid credentials were presented (UNAUTHENTICATED)."""
 

@@ -30,6 +30,12 @@ def bank_name(name: object, *, field: str = "bank") -> str:
     return name
 
 
+def nonempty_string(value: object, *, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(f"{field} must be a non-empty string, got {value!r}", field=field)
+    return value
+
+
 def count(value: object, *, field: str, minimum: int = 0, maximum: int | None = None) -> int:
     """An integer argument in [minimum, maximum]; bools and floats are rejected."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer):

@@ -67,4 +67,9 @@ RPCS: dict[str, RpcPolicy] = {
     "Query": RpcPolicy("query", idempotent=True, write=False),
     "ListModels": RpcPolicy("model", idempotent=True, write=False),
     "GetModel": RpcPolicy("model", idempotent=True, write=False),
+    # Admin calls. A second ReindexBank while one runs is refused: not retried.
+    "ReindexBank": RpcPolicy("bank", idempotent=False, write=True),
+    "CancelReindex": RpcPolicy("bank", idempotent=False, write=True),
+    "LoadModel": RpcPolicy("model", idempotent=True, write=True),
+    "UnloadModel": RpcPolicy("model", idempotent=False, write=True),
 }

@@ -38,6 +38,7 @@ from memnet_client.models import (
     MemoryPage,
     Metric,
     ModelInfo,
+    ModelVersion,
     QueryArrays,
     QueryResponse,
     StreamWriteResult,
@@ -417,13 +418,61 @@ class MemnetClient(ClientBase):
         response = self._call("Query", request, timeout_s)
         return _convert.query_arrays(response)
 
+    def reindex_bank(
+        self,
+        bank: str,
+        model: str,
+        *,
+        version: int | None = None,
+        timeout_s: float | None = None,
+    ) -> Bank:
+        """Start re-encoding every memory of a text bank with ``model`` (``NAME`` = its
+        latest version, ``NAME@VERSION``, or ``NAME`` with ``version``) in the background.
+
+        Returns at once with ``Bank.reindex`` (state "reindexing"); poll ``get_bank``
+        until its state is "done" or "failed". The bank answers on its old version until
+        the switch. Needs the admin right when API keys are on. Not retried.
+        """
+        request = bank_pb2.ReindexBankRequest(
+            bank=_checks.bank_name(bank),
+            model=_checks.nonempty_string(model, field="model"),
+            version=_checks.count(version or 0, field="version"),
+        )
+        response = self._call("ReindexBank", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    def cancel_reindex(self, bank: str, *, timeout_s: float | None = None) -> Bank:
+        """Stop the bank's running reindex; it stays on its current model version."""
+        request = bank_pb2.CancelReindexRequest(bank=_checks.bank_name(bank))
+        response = self._call("CancelReindex", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    def load_models(
+        self, name: str | None = None, *, timeout_s: float | None = None
+    ) -> builtins.list[ModelVersion]:
+        """Make the server scan its models directory now (for model ``name``, or all) and
+        load new or replaced checkpoints; returns the versions loaded or failed. Admin."""
+        request = model_pb2.LoadModelRequest(name=name or "")
+        response = self._call("LoadModel", request, timeout_s)
+        return [_convert.model_version(v) for v in response.changed]
+
+    def unload_model(self, name: str, version: int, *, timeout_s: float | None = None) -> None:
+        """Forget ``name@version``; FailedPrecondition naming the banks that still use it.
+        Admin."""
+        request = model_pb2.UnloadModelRequest(
+            name=_checks.nonempty_string(name, field="name"),
+            version=_checks.count(version, field="version", minimum=1),
+        )
+        self._call("UnloadModel", request, timeout_s)
+
     def list_models(self, *, timeout_s: float | None = None) -> builtins.list[ModelInfo]:
         """The models the server can attach to banks (``is_default`` marks the default)."""
         response = self._call("ListModels", model_pb2.ListModelsRequest(), timeout_s)
         return [_convert.model_info(m) for m in response.models]
 
     def get_model(self, name: str, *, timeout_s: float | None = None) -> ModelInfo:
-        """Describe one model; NotFound if the server has no such model."""
+        """Describe one model: ``NAME`` (its latest ready version) or ``NAME@VERSION``;
+        NotFound if the server has no such model. ``versions`` lists every version."""
         if not isinstance(name, str) or not name:
             raise ValidationError("name must be a non-empty string", field="name")
         response = self._call("GetModel", model_pb2.GetModelRequest(name=name), timeout_s)

@@ -16,7 +16,7 @@ from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.locks import DirLock
 from memnet.store.records import Record
 from memnet.store.state import BankState
-from memnet.store.types import StoreSettings
+from memnet.store.types import BankConfig, StoreSettings
 from memnet.store.wal import WriteAheadLog, log_path
 
 LOG = logging.getLogger(__name__)
@@ -86,11 +86,14 @@ class BankFiles:
         age_s = wal.oldest_record_age_s()
         return age_s is not None and age_s >= s.snapshot_after_log_age_s
 
-    def snapshot(self, state: BankState) -> None:
-        """Write a snapshot of ``state``, start a new empty log, drop older logs and snapshots."""
+    def snapshot(self, state: BankState, config: BankConfig) -> None:
+        """Write a snapshot of ``state`` (and the bank's ``config``), start a new empty
+        log, drop older logs and snapshots."""
         seq = state.last_seq
         directory = self.directory
-        snapshot.write(directory, seq, state.table, state.index, trained=state.trained)
+        snapshot.write(
+            directory, seq, state.table, state.index, trained=state.trained, config=config
+        )
         path = log_path(directory, seq)
         if self._wal.path != path:
             old = self._wal
@@ -105,10 +108,10 @@ class BankFiles:
                 fs.get().unlink(p)
         snapshot.remove_older(directory, seq)
 
-    def try_snapshot(self, state: BankState, when: str) -> bool:
+    def try_snapshot(self, state: BankState, config: BankConfig, when: str) -> bool:
         """``snapshot``, logging (not raising) a failure to write; True if it was taken."""
         try:
-            self.snapshot(state)
+            self.snapshot(state, config)
         except (OSError, ResourceExhausted) as err:
             LOG.error(
                 "bank %s: snapshot %s failed, the log alone keeps the data durable: %s",
@@ -119,7 +122,7 @@ class BankFiles:
             return False
         return True
 
-    def close(self, state: BankState | None) -> None:
+    def close(self, state: BankState | None, config: BankConfig) -> None:
         """Snapshot ``state`` if given and the log holds records (and settings allow), then
         always close the log and release the directory lock, even if either step fails."""
         try:
@@ -128,7 +131,7 @@ class BankFiles:
                 and self._settings.snapshot_on_close
                 and self._wal.record_bytes > 0
             ):
-                self.try_snapshot(state, "on close")
+                self.try_snapshot(state, config, "on close")
         finally:
             self._closed = True
             try:

@@ -56,6 +56,7 @@ class BankDamaged(FailedPrecondition):
 
 @dataclass
 class Recovered:
+    config: BankConfig  # config.json's, or the base snapshot's (a reindex changes it)
     state: BankState
     wal: WriteAheadLog  # open for appending after the last whole record
     report: RecoveryReport
@@ -68,6 +69,7 @@ class Base:
     state: BankState
     index_rebuilt: bool
     seq: int
+    config: BankConfig  # the bank's configuration at this base
 
 
 def recover(directory: Path, config: BankConfig, settings: StoreSettings) -> Recovered:
@@ -107,7 +109,7 @@ def recover(directory: Path, config: BankConfig, settings: StoreSettings) -> Rec
     report = RecoveryReport(
         chosen.records, 0 if cut is None else cut.bytes_cut, "; ".join(reasons), base.index_rebuilt
     )
-    return Recovered(state, wal, report)
+    return Recovered(base.config, state, wal, report)
 
 
 def _check_active_log(directory: Path, config: BankConfig, expected: LogState | None) -> None:
@@ -144,13 +146,14 @@ def _replay_best(
     bad: list[tuple[int, str]] = []  # snapshots that failed verification: (seq, why)
     attempts: list[str] = []
 
-    def maintain(s: BankState) -> BankState:
-        return maintained(s, config, settings)
-
     for base in _bases(directory, config, bad):
         newest_bad = max((seq for seq, _ in bad if seq > base.seq), default=None)
+
+        def maintain(s: BankState, at: BankConfig = base.config) -> BankState:
+            return maintained(s, at, settings)
+
         try:
-            replayed = replay(base.state, logs, expected, config, maintain)
+            replayed = replay(base.state, logs, expected, base.config, maintain)
         except LogDamaged as err:
             if newest_bad is None:
                 raise BankDamaged(config.name, str(err)) from err
@@ -183,13 +186,13 @@ def _bases(directory: Path, config: BankConfig, bad: list[tuple[int, str]]) -> I
     """Verified snapshots, newest first, then the empty bank; appends the bad ones to ``bad``."""
     for seq, snap in reversed(snapshot.snapshot_dirs(directory)):
         try:
-            loaded = snapshot_load.load(snap, config.key_dim, config.value_dim)
+            loaded = snapshot_load.load(snap, config)
         except snapshot_load.SnapshotError as err:
             LOG.error("bank %s: snapshot %d is not used: %s", config.name, seq, err)
             bad.append((seq, f"snapshot {seq}: {err}"))
             continue
-        yield _base_of(config, loaded)
-    yield Base(BankState.empty(config), False, 0)
+        yield _base_of(loaded.config, loaded)
+    yield Base(BankState.empty(config), False, 0, config)
 
 
 def _base_of(config: BankConfig, loaded: snapshot_load.Loaded) -> Base:
@@ -215,8 +218,9 @@ def _base_of(config: BankConfig, loaded: snapshot_load.Loaded) -> Base:
             ix.build(config.index, config.metric, config.key_dim),
             last_seq=loaded.seq,
         )
-        return Base(st.rebuilt(empty, config), True, loaded.seq)
-    return Base(BankState.of(config, loaded.table, index, last_seq=loaded.seq), False, loaded.seq)
+        return Base(st.rebuilt(empty, config), True, loaded.seq, config)
+    state = BankState.of(config, loaded.table, index, last_seq=loaded.seq)
+    return Base(state, False, loaded.seq, config)
 
 
 def _active_log(

@@ -127,10 +127,11 @@ def _repair(bank_dir: Path, name: str, *, dry_run: bool) -> RepairReport:
     snapshots = snapshot.snapshot_dirs(bank_dir)
     for seq, snap in reversed(snapshots):
         try:
-            loaded = snapshot_load.load(snap, config.key_dim, config.value_dim)
+            loaded = snapshot_load.load(snap, config)
         except snapshot_load.SnapshotError as err:
             report.problems.append(f"snapshot {seq} is not usable ({err})")
             continue
+        config = loaded.config  # a reindex may have changed it
         unindexed = BankState.of(
             config,
             loaded.table,
@@ -158,7 +159,9 @@ def _repair(bank_dir: Path, name: str, *, dry_run: bool) -> RepairReport:
     if dry_run or not report.damaged:
         return report
     report.kept_in = _move_aside(bank_dir)
-    snapshot.write(bank_dir, state.last_seq, state.table, state.index, trained=state.trained)
+    snapshot.write(
+        bank_dir, state.last_seq, state.table, state.index, trained=state.trained, config=config
+    )
     path = log_path(bank_dir, state.last_seq)
     wal = WriteAheadLog(path, policy=settings.fsync, interval_ms=settings.fsync_interval_ms)
     wal.close()

@@ -22,6 +22,7 @@ import numpy as np
 from memnet.store import fs
 from memnet.store.checksum import crc32c
 from memnet.store.diskfull import disk_full_as_resource_exhausted
+from memnet.store.types import BankConfig
 from memnet.store.vectors import SlotTable
 
 LOG = logging.getLogger(__name__)
@@ -61,8 +62,17 @@ def manifest_checksum(manifest: dict[str, Any]) -> int:
     return crc32c(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
-def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool) -> Path:
-    """Write a snapshot of ``table`` + ``index`` as of ``seq``; returns its directory.
+def write(
+    bank_dir: Path,
+    seq: int,
+    table: SlotTable,
+    index: faiss.Index,
+    *,
+    trained: bool,
+    config: BankConfig,
+) -> Path:
+    """Write a snapshot of ``table`` + ``index`` as of ``seq``, with the bank's ``config``
+    (its model binding, which a reindex changes); returns its directory.
 
     On any failure the temporary directory is removed again (so a full disk is not left
     fuller) and an existing snapshot is untouched; ENOSPC/EDQUOT raise ResourceExhausted.
@@ -75,7 +85,7 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
     try:
         with disk_full_as_resource_exhausted(f"cannot write snapshot {seq} of {bank_dir.name}"):
             layer.mkdir(tmp)
-            files = _write_files(tmp, seq, table, index, trained=trained)
+            files = _write_files(tmp, seq, table, index, trained=trained, config=config)
             _replace(bank_dir, tmp, final)
     except BaseException:
         layer.rmtree(tmp)
@@ -122,7 +132,7 @@ def _save_index(path: Path, index: faiss.Index) -> dict[str, int]:
 
 
 def _write_files(
-    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool
+    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool, config: BankConfig
 ) -> dict[str, dict[str, int]]:
     """Write and fsync every file of a snapshot into ``tmp``, the manifest last."""
     n = table.n_slots
@@ -148,6 +158,7 @@ def _write_files(
         "trained": trained,
         "files": files,
         "sizes": {name: f["size"] for name, f in files.items()},  # format 1 readers
+        "config": json.loads(config.model_dump_json()),  # the binding at this snapshot
     }
     manifest["crc32c"] = manifest_checksum(manifest)
     _save_bytes(tmp / MANIFEST_FILE, json.dumps(manifest).encode())

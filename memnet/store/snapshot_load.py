@@ -22,6 +22,7 @@ import numpy as np
 from memnet.store import index as ix
 from memnet.store.checksum import file_crc32c
 from memnet.store.snapshot import ARRAYS, INDEX_FILE, MANIFEST_FILE, manifest_checksum
+from memnet.store.types import BankConfig
 from memnet.store.vectors import EMPTY_METADATA, SlotTable
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SnapshotError(RuntimeError):
 @dataclass
 class Loaded:
     seq: int
+    config: BankConfig  # the bank's configuration at the snapshot (a reindex changes it)
     table: SlotTable
     index: faiss.Index | None  # None when the snapshot had no usable index file
     trained: bool
@@ -74,10 +76,20 @@ def check_file(directory: Path, manifest: dict[str, Any], name: str) -> str:
         return f"{path}: {err}"
 
 
-def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
-    """Read and verify a snapshot directory; SnapshotError names the first bad file."""
+def load(directory: Path, config: BankConfig) -> Loaded:
+    """Read and verify a snapshot directory; SnapshotError names the first bad file.
+
+    The snapshot's own configuration wins over ``config`` (the bank's config.json),
+    which describes snapshots written before configurations were recorded in them.
+    """
     t0 = time.perf_counter()
     manifest = read_manifest(directory)
+    if "config" in manifest:
+        try:
+            config = BankConfig.model_validate(manifest["config"])
+        except ValueError as err:  # pydantic's ValidationError
+            raise SnapshotError(f"{directory / MANIFEST_FILE}: bad config: {err}") from err
+    key_dim, value_dim = config.key_dim, config.value_dim
     names = [f"{a}.npy" for a in ARRAYS] + ["source_dims.npy", "sources.npy", "records.json"]
     for name in names:
         if problem := check_file(directory, manifest, name):
@@ -108,7 +120,7 @@ def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
     LOG.info(
         "loaded snapshot %s: %d slots in %.1f ms", directory, n, (time.perf_counter() - t0) * 1e3
     )
-    return Loaded(int(manifest["seq"]), table, index, bool(manifest["trained"]), problem)
+    return Loaded(int(manifest["seq"]), config, table, index, bool(manifest["trained"]), problem)
 
 
 def _read_index(directory: Path, manifest: dict[str, Any]) -> tuple[faiss.Index | None, str]:

@@ -86,7 +86,19 @@ class BankConfig(BaseModel):
     capacity: int | None = Field(None, ge=1, le=1 << 40)  # max live memories; None = unbounded
     capacity_policy: CapacityPolicy = CapacityPolicy.REJECT
     model: str | None = Field(None, max_length=128)  # model whose encoders produced the keys
+    # The exact version of ``model`` the keys were encoded with and the SHA-256 of its
+    # checkpoint (None in banks created before versions were recorded).
+    model_version: int | None = Field(None, ge=1)
+    model_fingerprint: str | None = Field(None, max_length=128)
     description: str = Field("", max_length=4096)
+
+    @property
+    def key_space(self) -> str | None:
+        """``model@version:fingerprint``: what a query vector must have been encoded by
+        to be compared with this bank's keys (None when no version is recorded)."""
+        if self.model is None or self.model_version is None:
+            return None
+        return f"{self.model}@{self.model_version}:{self.model_fingerprint or ''}"
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,9 @@ class MemoryBatch:
     texts: list[str | None] | None = None  # raw text the vectors were encoded from
     source_vectors: np.ndarray | None = None  # (N, Ds) float32 raw input vectors, if any
     metadata: list[JsonObject] | None = None  # JSON objects, one per memory
+    # The model version that encoded keys and values (BankConfig.key_space); a bank in
+    # another key space refuses the batch with KeySpaceChanged. None: no check.
+    key_space: str | None = None
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,16 @@ from memnet.api.v1 import (
     query_pb2_grpc,
 )
 from memnet.errors import FailedPrecondition
+from memnet.serving.repository import ModelRepository
 from memnet.store import MemoryStore
 from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
+from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
-from memnet_server.engine import Engine, ModelCatalog
+from memnet_server.engine import Engine
 from memnet_server.interceptors import CallInterceptor
 from memnet_server.metrics import Metrics
+from memnet_server.model_poller import ModelPoller
 from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer
 from memnet_server.servicers.model import ModelServicer
@@ -57,16 +60,12 @@ HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads t
 BANKS_HEALTH_NAME = "memnet.banks"
 
 
-def load_models(settings: ServerSettings) -> ModelCatalog:
-    """The shipped models plus every checkpoint in ``settings.models_dir``, each named
-    after its file (``models_dir/support-v2.pt`` serves as model "support-v2")."""
-    from memnet.serving.registry import ModelRegistry
-
-    registry = ModelRegistry.load_default()
-    if settings.models_dir is not None:
-        for path in sorted(settings.models_dir.glob("*.pt")):
-            registry.add_checkpoint(path, name=path.stem)
-    return registry
+def load_models(settings: ServerSettings) -> ModelRepository:
+    """The shipped models plus every checkpoint of ``settings.models_dir``
+    (``NAME/VERSION/model.pt``, or ``*.pt`` as version 1 of the name stored in it)."""
+    repository = ModelRepository(models_dir=settings.models_dir)
+    repository.refresh()
+    return repository
 
 
 def _is_loopback(host: str) -> bool:
@@ -113,6 +112,7 @@ class MemnetService(grpc.Server):
         self._interceptor = interceptor
         self._stopped: threading.Event | None = None
         self._stop_lock = threading.Lock()
+        self.poller: ModelPoller | None = None
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """NOT_SERVING → drain for ``grace`` seconds → stop → close the store. Idempotent;
@@ -131,6 +131,9 @@ class MemnetService(grpc.Server):
                 grpc_done.wait()
                 if not self._interceptor.wait_idle(HANDLER_DRAIN_S):
                     LOG.warning("handlers still running %.1f s after stop", HANDLER_DRAIN_S)
+                if self.poller is not None:
+                    self.poller.stop()
+                self.engine.reindexer.stop()
                 self.engine.store.close()
                 self.metrics.close()
                 LOG.info("stopped; store closed")
@@ -182,6 +185,16 @@ def _serve_when_banks_open(
         LOG.info("every bank is open")
 
     threading.Thread(target=wait_for_the_rest, name="memnet-banks-open", daemon=True).start()
+
+
+def _resume_reindexes_when_open(store: MemoryStore, engine: Engine) -> None:
+    """Once every bank is open, start again the reindexes a restart cut off."""
+
+    def resume() -> None:
+        store.wait_until_open()
+        engine.reindexer.resume_interrupted(list(store.banks()))
+
+    threading.Thread(target=resume, name="memnet-reindex-resume", daemon=True).start()
 
 
 def create_server(
@@ -270,7 +283,13 @@ def _assemble(
         settings=settings,
     )
     service.port = port
+    if settings.model_poll_s > 0 and settings.models_dir is not None:
+        service.poller = ModelPoller(catalog, interval_s=settings.model_poll_s)
     metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
+    metrics.watch_models(
+        lambda: [(v.name, v.version, v.state.value) for v in catalog.versions()],
+        lambda: getattr(catalog, "load_failures", 0),
+    )
     if settings.metrics_port:
         metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
@@ -281,7 +300,10 @@ def _assemble(
                 f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
             ) from error
     server.start()
+    if service.poller is not None:
+        service.poller.start()
     _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
+    _resume_reindexes_when_open(store, engine)
     LOG.info(
         "serving",
         extra={

@@ -57,10 +57,20 @@ class ServerSettings(BaseSettings):
     )
 
     # Models.
-    models_dir: Path | None = Field(default=None, description="Extra checkpoints (*.pt) to serve.")
+    models_dir: Path | None = Field(
+        default=None,
+        description="Model repository: NAME/VERSION/model.pt, or *.pt as version 1 of "
+        "the name stored in each.",
+    )
+    model_poll_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="Rescan models_dir for new or replaced checkpoints every N s; 0 = only "
+        "at start and on LoadModel.",
+    )
     default_model: str | None = Field(
         default=None,
-        description="Model of banks created without one; unset = the registry default.",
+        description="Model of banks created without one; unset = the repository default.",
     )
 
     # Limits.

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +32,30 @@ class _BankSizeCollector(Collector):
         for name, count in self._bank_sizes():
             gauge.add_metric([name], count)
         yield gauge
+
+
+ModelVersions = Callable[[], list[tuple[str, int, str]]]  # (name, version, state)
+
+
+class _ModelCollector(Collector):
+    def __init__(self, versions: ModelVersions, load_failures: Callable[[], int]) -> None:
+        self._versions = versions
+        self._load_failures = load_failures
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "memnet_model_versions",
+            "Model versions the server knows (1 each), by model, version and state.",
+            labels=["model", "version", "state"],
+        )
+        for name, version, state in self._versions():
+            gauge.add_metric([name, str(version), state], 1)
+        yield gauge
+        yield CounterMetricFamily(
+            "memnet_model_load_failures",
+            "Checkpoints that failed to load since the server started.",
+            value=self._load_failures(),
+        )
 
 
 class Metrics:
@@ -78,6 +102,10 @@ class Metrics:
 
     def watch_banks(self, bank_sizes: BankSizes) -> None:
         self.registry.register(_BankSizeCollector(bank_sizes))
+
+    def watch_models(self, versions: ModelVersions, load_failures: Callable[[], int]) -> None:
+        """Export the loaded model versions and the count of failed checkpoint loads."""
+        self.registry.register(_ModelCollector(versions, load_failures))
 
     def serve(self, host: str, port: int) -> int:
         """Start the /metrics HTTP endpoint; returns the port it listens on."""

@@ -27,7 +27,7 @@ from memnet.api.v1 import (
     query_pb2,
 )
 from memnet.errors import FailedPrecondition, InvalidArgument
-from memnet.serving.registry import CHECKPOINT_DIR
+from memnet.serving.repository import CHECKPOINT_DIR
 from memnet.store import MemoryStore
 from memnet_server import ServerSettings, load_settings
 from memnet_server.app import load_models
@@ -121,7 +121,8 @@ def test_memnet_serve_runs_and_stops_on_sigterm_keeping_writes(tmp_path: Path) -
 def test_settings_take_effect(start_server: StartServer, tmp_path: Path) -> None:
     models_dir = tmp_path / "models"
     models_dir.mkdir()
-    shutil.copy(CHECKPOINT_DIR / "babi-joint.pt", models_dir / "babi-copy.pt")
+    (models_dir / "babi-copy" / "1").mkdir(parents=True)
+    shutil.copy(CHECKPOINT_DIR / "babi-joint.pt", models_dir / "babi-copy" / "1" / "model.pt")
     server = start_server(
         models=load_models(ServerSettings(models_dir=models_dir)),
         default_model="vector",
