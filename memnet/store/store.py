@@ -18,10 +18,12 @@ from memnet.errors import (
     NotFound,
     ResourceExhausted,
 )
+from memnet.store import index as ix
 from memnet.store.bank import CONFIG_FILE, Bank
 from memnet.store.diskfull import disk_full_as_resource_exhausted, is_disk_full
 from memnet.store.locks import DirLock
 from memnet.store.types import BankConfig, FsyncPolicy, RecoveryReport, StoreSettings
+from memnet.store.validation import shown
 from memnet.store.wal import fsync_dir
 
 LOG = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class MemoryStore:
                 f"index.pq_m={config.index.pq_m} must divide key_dim={config.key_dim}",
                 field="index.pq_m",
             )
+        plan = ix.check(config)  # refuses an index memnet cannot drive, before anything exists
         with self._mutex:
             self._check_open()
             if config.name in self._banks:
@@ -149,10 +152,13 @@ class MemoryStore:
                 ) from err
             self._banks[config.name] = bank
             LOG.info(
-                "created bank %s (%s, %s)",
+                "created bank %s (%s, %s): %s, trains at %d memories, ~%.0f MiB fixed",
                 config.name,
                 config.index.kind.value,
                 config.metric.value,
+                plan.structure,
+                ix.train_threshold(config.index),
+                plan.fixed_bytes / (1 << 20),
             )
             return bank
 
@@ -168,7 +174,7 @@ class MemoryStore:
                 raise FailedPrecondition(
                     f"bank {name!r} could not be opened: {failed.reason}", field="bank"
                 )
-            raise NotFound(f"bank {name!r} not found", field="bank")
+            raise NotFound(f"bank {shown(name)} not found", field="bank")
 
     def banks(self) -> list[Bank]:
         with self._mutex:
@@ -185,7 +191,7 @@ class MemoryStore:
             elif name in self._failed:
                 directory = self._failed.pop(name).directory
             else:
-                raise NotFound(f"bank {name!r} not found", field="bank")
+                raise NotFound(f"bank {shown(name)} not found", field="bank")
             root = self.data_dir / BANKS_DIR
             doomed = root / f".dropping-{name}-{uuid.uuid4().hex}"
             os.rename(directory, doomed)
