@@ -33,8 +33,10 @@ from memnet.store.types import BankConfig, IndexKind, IndexSpec, Metric
 
 LOG = logging.getLogger(__name__)
 
-# Training points of each factory string built in this process (they depend on the
-# string alone: IVF lists and code bits are spelled in it). ``build`` fills it.
+# Training points of each factory string built in this process: the most any build of
+# it needed. The need depends on the string alone (IVF lists, code bits and PCA outputs
+# are spelled in it) except for a bare "ITQ", whose output is the key dimension: the
+# largest need then serves every bank. ``build`` and ``check`` fill it.
 _FACTORY_TRAIN_POINTS: dict[str, int] = {}
 _FAISS_WHERE = re.compile(r"^.*? at \S+:\d+: (?:Error: )?", re.DOTALL)
 
@@ -43,8 +45,11 @@ def faiss_metric(metric: Metric) -> int:
     return int(faiss.METRIC_L2 if metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT)
 
 
-def train_threshold(spec: IndexSpec) -> int:
-    """Live memories needed before an index that needs training is trained."""
+def train_threshold(spec: IndexSpec, *, key_dim: int | None = None) -> int:
+    """Live memories needed before an index that needs training is trained.
+
+    A factory string's need is known once the string was built in this process (``build``
+    and ``check`` record it); ``key_dim`` lets it be planned here when it was not."""
     if spec.train_size is not None:
         return spec.train_size
     if spec.kind is IndexKind.IVF:
@@ -53,6 +58,8 @@ def train_threshold(spec: IndexSpec) -> int:
         return POINTS_PER_CENTROID * max(spec.nlist, 1 << spec.pq_nbits)
     if spec.kind is IndexKind.FACTORY:
         assert spec.factory is not None
+        if spec.factory not in _FACTORY_TRAIN_POINTS and key_dim is not None:
+            _core(spec, Metric.L2, key_dim)  # records it; the need does not depend on the metric
         points = _FACTORY_TRAIN_POINTS.get(spec.factory)
         assert points is not None, "build() plans a factory index before its threshold is read"
         return points
@@ -138,7 +145,8 @@ def _core(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
             f"{'; '.join(plan.unsupported)}",
             field="index.factory",
         )
-    _FACTORY_TRAIN_POINTS[spec.factory] = plan.train_points
+    known = _FACTORY_TRAIN_POINTS.get(spec.factory, 0)
+    _FACTORY_TRAIN_POINTS[spec.factory] = max(known, plan.train_points)
     _skip_polysemous_training(core)
     return core
 

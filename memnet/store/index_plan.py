@@ -88,13 +88,16 @@ class _Walk:
     over_limits: list[str] = field(default_factory=list)
     kmeans_k: int = 0  # largest k of a k-means the training runs
     statistics_points: int = 0
+    min_points: int = 0  # FAISS refuses to train on fewer
     fixed_bytes: int = 0
 
     def clusters(self, k: int) -> None:
         self.kmeans_k = max(self.kmeans_k, k)
+        self.min_points = max(self.min_points, k)
 
-    def statistics(self, points: int) -> None:
+    def statistics(self, points: int, *, minimum: int = 1) -> None:
         self.statistics_points = max(self.statistics_points, points)
+        self.min_points = max(self.min_points, minimum)
 
     def limit(self, ok: bool, message: str) -> None:
         if not ok:
@@ -142,9 +145,9 @@ def analyse(index: faiss.Index, *, l2: bool) -> IndexPlan:
     walk = _Walk()
     _visit(faiss.downcast_index(index), walk, l2=l2)
     needs_training = not index.is_trained
-    k = walk.kmeans_k
-    minimum = max(k, 1 if walk.statistics_points else 0) if needs_training else 0
-    wanted = max(POINTS_PER_CENTROID * k, walk.statistics_points) if needs_training else 0
+    minimum = walk.min_points if needs_training else 0
+    wanted = max(POINTS_PER_CENTROID * walk.kmeans_k, walk.statistics_points)
+    wanted = wanted if needs_training else 0
     if walk.fixed_bytes > MAX_INDEX_BYTES:
         walk.over_limits.append(
             f"its trained structures need about {_mib(walk.fixed_bytes)}, "
@@ -206,7 +209,12 @@ def _visit_pretransform(index: Any, walk: _Walk, *, l2: bool) -> None:
             walk.clusters(1 << nbits)
             walk.fixed_bytes += 4 * d_in * d_out + 4 * (1 << nbits) * d_out
         elif name in ("PCAMatrix", "ITQTransform"):
-            walk.statistics(max(STATISTICS_TRAIN_POINTS, d_in))
+            if d_out > d_in:
+                walk.unsupported.append(
+                    f"{name}: it cannot output more dimensions ({d_out}) than it takes ({d_in})"
+                )
+            # FAISS keeps min(points, d_in) principal components: d_out needs d_out points.
+            walk.statistics(max(STATISTICS_TRAIN_POINTS, d_out), minimum=d_out)
             walk.fixed_bytes += 4 * (2 * d_in * d_in + d_in * d_out + d_out * d_out)
         elif name == "CenteringTransform":
             walk.statistics(STATISTICS_TRAIN_POINTS)

@@ -42,6 +42,7 @@ REFUSED = {
     "IMI2x11,Flat": "2**22 lists",
     "HNSW200": "HNSW M=200",
     "IVF4,RQ2x2": "2 bits",
+    "PCAW32,Flat": "more dimensions (32) than it takes (16)",
 }
 
 
@@ -101,6 +102,7 @@ def test_every_spelling_of_an_index_obeys_the_same_memory_limits(
         ("IMI2x5,Flat", 39 * 32),
         ("HNSW16_PQ4x6", 39 * 64),
         ("SQ8", index_plan.STATISTICS_TRAIN_POINTS),
+        ("PCA8,IVF4,Flat", index_plan.STATISTICS_TRAIN_POINTS),
         ("HNSW16", 0),
         ("Flat", 0),
     ],
@@ -197,3 +199,9 @@ def test_a_bank_created_with_an_undrivable_string_is_quarantined_with_the_reason
     report = store.recovery_reports()["b"]
     assert report.failed and "memnet labels memories itself" in report.error
     store.close()
+
+
+def test_the_training_size_of_a_factory_string_can_be_planned_from_the_spec_alone() -> None:
+    spec = _factory("IVF2,PQ4x5")  # not built anywhere else in this process
+    assert ix.train_threshold(spec, key_dim=D) == 39 * 32
+    assert ix.train_threshold(spec) == 39 * 32
