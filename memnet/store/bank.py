@@ -1,14 +1,15 @@
 """One memory bank: validated writes logged then applied, searches under a read lock.
 
 Write path (serialised per bank by ``_write_mutex``): validate → plan ids, replacements
-and evictions → append to the log and fsync (searches keep running) → take the
-exclusive lock only to update arrays and index → maintenance (train, compact,
-snapshot). Searches, gets and gathers take the shared lock.
+and evictions (and, when this write makes an untrained index trainable, train a new
+index: a failure refuses the write before anything is logged) → append to the log
+and fsync (searches keep running) → take the exclusive lock only to commit the record
+to the state → maintenance (fill the trained index, compact, snapshot). Searches,
+gets and gathers take the shared lock and read the current ``BankState``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -26,27 +28,26 @@ from memnet.errors import (
     NotFound,
     ResourceExhausted,
 )
-from memnet.store import index as ix
-from memnet.store import lifecycle, validation
 from memnet.store import search as srch
+from memnet.store import state as st
+from memnet.store import validation
+from memnet.store.lifecycle import BankFiles
 from memnet.store.locks import DirLock, RWLock
 from memnet.store.records import ClearRecord, DeleteRecord, Record, WriteRecord
-from memnet.store.recovery import recover
+from memnet.store.recovery import maintained, recover
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
     MemoryBatch,
     MemoryContent,
     MemoryRecord,
-    Metric,
     RecoveryReport,
     SearchResult,
     StoreSettings,
     WriteMode,
     WriteResult,
 )
-from memnet.store.vectors import NewRows, SlotTable, generate_missing_ids
-from memnet.store.wal import WriteAheadLog
+from memnet.store.vectors import generate_missing_ids
 
 LOG = logging.getLogger(__name__)
 
@@ -60,26 +61,26 @@ class Bank:
         """Open the bank in ``directory``: lock it, load its snapshot, replay its log."""
         self.config = config
         self.directory = directory
-        self._settings = settings
         self._limits = settings.limits
+        self._settings = settings
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
         self._closed = False
         self._dropped = False
-        self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
         self._tail_rng = np.random.default_rng()  # samples for tail estimates (thread-safe)
-        self._lock = DirLock(directory, what=f"bank {config.name!r}")
+        lock = DirLock(directory, what=f"bank {config.name!r}")
         try:
-            self._table = SlotTable(config.key_dim, config.value_dim)
-            self._install(ix.build(config.index, config.metric, config.key_dim))
-            self._tombstones = ix.uses_tombstones(self._index)
-            self._last_seq = 0
-            self._wal: WriteAheadLog | None = None
-            self.recovery: RecoveryReport = recover(self)
-            self._maintain()
+            recovered = recover(directory, config, settings)
         except BaseException:
-            self._lock.release()
+            lock.release()
             raise
+        self._state = recovered.state
+        self._files = BankFiles(
+            directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
+        )
+        self.recovery: RecoveryReport = recovered.report
+        with self._write_mutex:
+            self._maintain()
 
     # ---- properties -------------------------------------------------------------------
 
@@ -89,12 +90,27 @@ class Bank:
 
     @property
     def last_seq(self) -> int:
-        return self._last_seq
+        return self._state.last_seq
+
+    @property
+    def index_error(self) -> str:
+        """Why the index is not in use although it should be ("" when all is well)."""
+        return self._state.index_error
+
+    @property
+    def state(self) -> st.BankState:
+        """The current in-memory state, for inspection only (the bank alone changes it)."""
+        return self._state
+
+    @property
+    def files(self) -> BankFiles:
+        """The bank's log and snapshots (for inspection; the bank serialises changes)."""
+        return self._files
 
     def count(self) -> int:
         with self._rw.read():
             self._check_open()
-            return self._table.n_live
+            return self._state.table.n_live
 
     # ---- writes -----------------------------------------------------------------------
 
@@ -111,7 +127,8 @@ class Bank:
         clean = validation.batch(batch, self.config, self._limits)
         with self._write_mutex:
             self._check_open()
-            t = self._table
+            state = self._state
+            t = state.table
             ids = generate_missing_ids(clean.ids)
             existing = [i for i in ids if i in t.slot_of]
             if mode is WriteMode.INSERT and existing:
@@ -122,7 +139,7 @@ class Bank:
             n_new = len(ids) - len(existing)
             evicted = self._plan_eviction(n_new, set(existing))
             record = WriteRecord(
-                first_seq=self._last_seq + 1,
+                first_seq=state.last_seq + 1,
                 written_at_ns=time.time_ns(),
                 ids=ids,
                 keys=clean.keys,
@@ -132,14 +149,15 @@ class Bank:
                 metadata=clean.metadata,
                 evicted=evicted,
             )
-            self._log(record)
-            self._apply(record)
-            self._maintain()
+            prepared = st.prepare(state, record, self.config)
+            index = self._train_for(state, prepared, n_new - len(evicted))
+            self._commit(prepared)
+            self._maintain(trained_index=index)
         return WriteResult(ids, record.last_seq, n_new, len(existing), evicted)
 
     def _plan_eviction(self, n_new: int, replacing: set[str]) -> list[str]:
         cap = self.config.capacity
-        t = self._table
+        t = self._state.table
         if cap is None or t.n_live + n_new <= cap:
             return []
         what = f"bank {self.name!r} holds {t.n_live} of capacity {cap}; {n_new} new memories"
@@ -147,17 +165,43 @@ class Bank:
             raise ResourceExhausted(f"{what} would exceed capacity {cap}", field="capacity")
         return t.oldest_ids(t.n_live + n_new - cap, exclude=replacing)
 
+    def _train_for(
+        self, state: st.BankState, prepared: st.Prepared, added_live: int
+    ) -> faiss.Index | None:
+        """A trained empty index when this write makes the bank big enough to train one.
+
+        Training runs before the write is logged: if the index cannot be trained, the
+        write is refused and nothing is stored.
+        """
+        if not st.needs_training(state, self.config, extra_live=added_live):
+            return None
+        t = state.table
+        keep = t.alive[: t.n_slots].copy()
+        keep[prepared.dead] = False
+        assert prepared.new_keys is not None
+        keys = np.concatenate(
+            [st.index_keys(self.config, t.keys[: t.n_slots][keep]), prepared.new_keys]
+        )  # (M', Dk): the live keys after this write
+        try:
+            return st.trained_index(self.config, keys)
+        except Exception as err:  # FAISS raises RuntimeError
+            raise FailedPrecondition(
+                f"bank {self.name!r}: its index ({self.config.index.kind.value}) cannot be "
+                f"trained on {len(keys)} memories ({err}); nothing was written",
+                field="index",
+            ) from err
+
     def delete(self, ids: Sequence[str]) -> int:
         """Delete memories by id; unknown ids are ignored. Returns how many were deleted."""
         wanted = validation.id_list(ids, limits=self._limits)
         with self._write_mutex:
             self._check_open()
-            present = list(dict.fromkeys(i for i in wanted if i in self._table.slot_of))
+            state = self._state
+            present = list(dict.fromkeys(i for i in wanted if i in state.table.slot_of))
             if not present:
                 return 0
-            record = DeleteRecord(self._last_seq + 1, time.time_ns(), present)
-            self._log(record)
-            self._apply(record)
+            record = DeleteRecord(state.last_seq + 1, time.time_ns(), present)
+            self._commit(st.prepare(state, record, self.config))
             self._maintain()
             return len(present)
 
@@ -165,129 +209,51 @@ class Bank:
         """Delete every memory (the bank, its config and its index training remain)."""
         with self._write_mutex:
             self._check_open()
-            record = ClearRecord(self._last_seq + 1, time.time_ns())
-            self._log(record)
-            self._apply(record)
+            record = ClearRecord(self._state.last_seq + 1, time.time_ns())
+            self._commit(st.prepare(self._state, record, self.config))
 
-    def _log(self, record: Record) -> None:
-        assert self._wal is not None
-        self._wal.append(record)
-
-    def _install(self, index: faiss.Index) -> None:
-        """Make ``index`` the bank's index (caller holds the exclusive lock, or is opening)."""
-        ix.set_defaults(index, self.config.index)
-        self._index = index
-        self._family = ix.family(index)
-        self._trained = bool(index.is_trained)
-
-    def _index_keys(self, keys: np.ndarray) -> np.ndarray:
-        if self.config.metric is Metric.COSINE:
-            return np.ascontiguousarray(
-                keys / np.linalg.norm(keys, axis=1, keepdims=True), np.float32
-            )
-        return np.ascontiguousarray(keys, np.float32)
-
-    def _apply(self, record: Record) -> None:
-        """Apply one logged record to arrays and index (the live path and replay share it)."""
-        t = self._table
-        if isinstance(record, ClearRecord):
-            fresh = SlotTable(self.config.key_dim, self.config.value_dim)
-            index = ix.empty_like(
-                self._index, self.config.index, self.config.metric, self.config.key_dim
-            )
-            with self._rw.write():
-                self._table, self._selector = fresh, None
-                self._install(index)
-                self._last_seq = record.seq
-            return
-        dead_ids = (
-            record.ids if isinstance(record, DeleteRecord) else [*record.evicted, *record.ids]
-        )
-        dead = np.array(sorted({s for s in t.slots_of(dead_ids) if s is not None}), np.int64)
-        new_keys = self._index_keys(record.keys) if isinstance(record, WriteRecord) else None
+    def _commit(self, prepared: st.Prepared) -> None:
+        """Log ``prepared.record`` (durable per the fsync policy), then apply it under the
+        exclusive lock (write mutex held)."""
+        record: Record = prepared.record
+        self._files.append(record)
         with self._rw.write():
-            t.kill(dead)
-            if self._trained and len(dead) and not self._tombstones:
-                ix.remove(self._index, dead)
-            if isinstance(record, WriteRecord):
-                slots = t.append(
-                    NewRows(
-                        record.ids,
-                        record.keys,
-                        record.values,
-                        record.texts,
-                        record.sources,
-                        record.metadata,
-                        record.first_seq,
-                        record.written_at_ns,
-                    )
-                )
-                if self._trained:
-                    assert new_keys is not None
-                    ix.add(self._index, slots, new_keys)
-            self._selector = None
-            self._last_seq = record.last_seq
+            self._state = st.commit(self._state, prepared)
 
     # ---- maintenance ------------------------------------------------------------------
 
-    def _maintain(self) -> None:
-        """Train an untrained index, compact dead slots, snapshot a long log (write mutex held)."""
-        t = self._table
-        if not self._trained and t.n_live >= ix.train_threshold(self.config.index):
-            self._rebuild(train=True)
-        elif t.n_dead >= max(
-            self._settings.compact_min_dead, self._settings.compact_dead_fraction * t.n_slots
-        ):
-            self._rebuild(train=False)
-        wal = self._wal
-        if wal is not None and wal.record_bytes >= self._settings.snapshot_after_log_bytes:
-            lifecycle.try_snapshot_locked(self, "after a long log")
-
-    def _rebuild(self, *, train: bool) -> None:
-        """Build a compacted table and index off to the side, then swap them in under the lock."""
-        t0 = time.perf_counter()
-        table = self._table.compacted()
-        index = ix.empty_like(
-            self._index, self.config.index, self.config.metric, self.config.key_dim
-        )
-        n = table.n_slots
-        keys = self._index_keys(table.keys[:n])  # (M, Dk)
-        if train and not index.is_trained:
-            ix.train(index, keys)
-        trained = bool(index.is_trained)
-        if trained:
-            ix.add(index, np.arange(n, dtype=np.int64), keys)
-        with self._rw.write():
-            self._table, self._selector = table, None
-            self._install(index)
-        LOG.info(
-            "bank %s: %s %d memories in %.1f ms",
-            self.name,
-            "trained index on" if train else "compacted to",
-            n,
-            (time.perf_counter() - t0) * 1e3,
-        )
+    def _maintain(self, *, trained_index: faiss.Index | None = None) -> None:
+        """Fill a newly trained index, train or compact when due, snapshot a long log
+        (write mutex held). New states are built off to the side and swapped in."""
+        state = self._state
+        if trained_index is not None:
+            fresh = st.rebuilt(state, self.config, index=trained_index)
+        else:
+            fresh = maintained(state, self.config, self._settings)
+        if fresh is not state:
+            with self._rw.write():
+                self._state = fresh
+        if self._files.wants_snapshot():
+            self._files.try_snapshot(self._state, "after a long log")
 
     def rebuild_index(self) -> None:
-        """Rebuild arrays and index from the live memories (compaction); also used by recovery."""
+        """Rebuild arrays and index from the live memories (compaction)."""
         with self._write_mutex:
             self._check_open()
-            self._rebuild(train=not self._trained)
+            fresh = st.rebuilt(self._state, self.config)
+            with self._rw.write():
+                self._state = fresh
 
     def snapshot(self) -> None:
         """Write a snapshot and start a new, empty log."""
         with self._write_mutex:
             self._check_open()
-            self._snapshot_locked()
-
-    def _snapshot_locked(self) -> None:
-        lifecycle.snapshot_locked(self)
+            self._files.snapshot(self._state)
 
     def flush(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
-        wal = self._wal
-        if wal is not None and not self._closed:
-            wal.sync()
+        if not self._closed:
+            self._files.sync()
 
     # ---- reads ------------------------------------------------------------------------
 
@@ -295,7 +261,7 @@ class Bank:
         wanted = validation.id_list(ids, limits=self._limits)
         with self._rw.read():
             self._check_open()
-            t = self._table
+            t = self._state.table
             return [None if s is None else t.record(s) for s in t.slots_of(wanted)]
 
     def contents(self, ids: Iterable[str]) -> dict[str, MemoryContent]:
@@ -308,7 +274,7 @@ class Bank:
         out: dict[str, MemoryContent] = {}
         with self._rw.read():
             self._check_open()
-            t = self._table
+            t = self._state.table
             slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
             for mid in ids:
                 s = slot_of.get(mid)
@@ -321,7 +287,7 @@ class Bank:
         wanted = validation.id_list(ids, limits=self._limits)
         with self._rw.read():
             self._check_open()
-            t = self._table
+            t = self._state.table
             slots = t.slots_of(wanted)
             for mid, s in zip(wanted, slots, strict=True):
                 if s is None:
@@ -337,7 +303,7 @@ class Bank:
         after = validation.page_token(page_token)
         with self._rw.read():
             self._check_open()
-            t = self._table
+            t = self._state.table
             live = t.live_slots()
             start = int(np.searchsorted(t.seqs[live], after, side="right"))
             page = live[start : start + size]
@@ -349,7 +315,7 @@ class Bank:
     def search(
         self,
         queries: np.ndarray,
-        k: int,
+        k: int | SearchOptions,
         *,
         ef_search: int | None = None,
         nprobe: int | None = None,
@@ -359,94 +325,32 @@ class Bank:
     ) -> SearchResult:
         """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
 
+        ``k`` is either the number of memories per query, with the search knobs as
+        keywords, or a ``SearchOptions`` that carries them all (then give no knobs).
         ``tail_samples`` also estimates, per query, log Σ exp(score) over the searched
         memories outside its top-k from that many uniformly sampled ones (exact when it
         covers them all), and the value they read as: what a softmax over the top-k
         needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
         """
-        q = validation.search_args(
-            queries,
-            k,
-            self.config,
-            self._limits,
-            ef_search=ef_search,
-            nprobe=nprobe,
-            metadata_filter=metadata_filter,
-        )
-        validation.tail_samples(tail_samples)
-        k = int(k)
+        options = _options(
+            k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
+            tail_samples=tail_samples,
+        )  # fmt: skip
+        q = validation.search_args(queries, options, self.config, self._limits)
         with self._rw.read():
             self._check_open()
-            t = self._table
-            if t.n_live == 0:
-                result = srch.empty_result(q.shape[0], k, self.config, with_vectors=with_vectors)
-            else:
-                selector = self._selector
-                if self._tombstones and t.n_dead and selector is None:
-                    selector = ix.bitmap_selector(t.live_slots(), t.n_slots)
-                    self._selector = selector
-                view = srch.IndexView(
-                    self.config,
-                    t,
-                    self._index,
-                    self._family,
-                    self._trained,
-                    self._tombstones,
-                    selector,
-                )
-                allowed = t.matching(metadata_filter) if metadata_filter else None
-                cands = srch.candidates(
-                    view, q, k, ef_search=ef_search, nprobe=nprobe, allowed=allowed
-                )
-                result, slots = srch.assemble(view, q, cands, k, with_vectors=with_vectors)
-                if tail_samples is not None:
-                    return self._with_tail(
-                        view, q, result, slots, allowed=allowed, tail_samples=tail_samples
-                    )
-            if tail_samples is not None:  # an empty bank: no tail
-                return dataclasses.replace(
-                    result,
-                    tail_log_mass=np.full(q.shape[0], -np.inf),
-                    tail_value=np.zeros((q.shape[0], self.config.value_dim), np.float32),
-                )
-            return result
-
-    def _with_tail(
-        self,
-        view: srch.IndexView,
-        q: np.ndarray,
-        result: SearchResult,
-        slots: np.ndarray,
-        *,
-        allowed: np.ndarray | None,
-        tail_samples: int,
-    ) -> SearchResult:
-        """``result`` (whose (B, K) ``slots`` are given) plus the tail estimate over the
-        ``allowed`` slots of a metadata filter (None: every live memory); called under
-        the read lock."""
-        t = view.table
-        if allowed is not None:
-            population = allowed
-
-            def mean_value() -> np.ndarray:
-                return t.values[population].mean(0).astype(np.float32)  # (Dv,)
-
-            cached = None
-        else:
-            population, mean_value = t.live_slots(), t.value_mean
-            sampled = tail_samples < len(population)
-            cached = t.tail_sample(tail_samples, self._tail_rng) if sampled else None
-        log_mass, value = srch.tail_estimate(
-            view,
-            q,
-            slots,
-            population,
-            n_samples=tail_samples,
-            rng=self._tail_rng,
-            mean_value=mean_value,
-            cached=cached,
-        )
-        return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
+            return srch.search(
+                self._state,
+                self.config,
+                q,
+                options.k,
+                ef_search=options.ef_search,
+                nprobe=options.nprobe,
+                metadata_filter=options.filter_dict,
+                tail_samples=options.tail_samples,
+                with_vectors=with_vectors,
+                rng=self._tail_rng,
+            )
 
     # ---- lifecycle --------------------------------------------------------------------
 
@@ -462,4 +366,38 @@ class Bank:
         with self._write_mutex:
             if self._closed:
                 return
-            lifecycle.close_locked(self, snapshot_if_needed=snapshot_if_needed, dropped=dropped)
+            try:
+                self._files.close(self._state if snapshot_if_needed else None)
+            finally:
+                with self._rw.write():
+                    self._closed = True
+                    self._dropped = dropped
+
+
+def _options(
+    k: int | SearchOptions,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, Any] | None,
+    tail_samples: int | None,
+) -> SearchOptions:
+    """The search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
+    if isinstance(k, SearchOptions):
+        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
+            raise InvalidArgument(
+                "give the search knobs in the SearchOptions or as keywords, not both",
+                field="options",
+            )
+        return k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
+    return SearchOptions(
+        k=int(k),
+        ef_search=ef_search,
+        nprobe=nprobe,
+        metadata_filter=None
+        if metadata_filter is None
+        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
+        tail_samples=tail_samples,
+    )

@@ -17,6 +17,7 @@ answers by exact search over its arrays, then trains on all live keys and adds t
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -33,11 +34,6 @@ from memnet.store.types import BankConfig, IndexKind, IndexSpec, Metric
 
 LOG = logging.getLogger(__name__)
 
-# Training points of each factory string built in this process: the most any build of
-# it needed. The need depends on the string alone (IVF lists, code bits and PCA outputs
-# are spelled in it) except for a bare "ITQ", whose output is the key dimension: the
-# largest need then serves every bank. ``build`` and ``check`` fill it.
-_FACTORY_TRAIN_POINTS: dict[str, int] = {}
 _FAISS_WHERE = re.compile(r"^.*? at \S+:\d+: (?:Error: )?", re.DOTALL)
 
 
@@ -45,11 +41,8 @@ def faiss_metric(metric: Metric) -> int:
     return int(faiss.METRIC_L2 if metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT)
 
 
-def train_threshold(spec: IndexSpec, *, key_dim: int | None = None) -> int:
-    """Live memories needed before an index that needs training is trained.
-
-    A factory string's need is known once the string was built in this process (``build``
-    and ``check`` record it); ``key_dim`` lets it be planned here when it was not."""
+def train_threshold(spec: IndexSpec, *, key_dim: int) -> int:
+    """Live memories needed before the index of ``spec`` at ``key_dim`` is trained."""
     if spec.train_size is not None:
         return spec.train_size
     if spec.kind is IndexKind.IVF:
@@ -58,12 +51,16 @@ def train_threshold(spec: IndexSpec, *, key_dim: int | None = None) -> int:
         return POINTS_PER_CENTROID * max(spec.nlist, 1 << spec.pq_nbits)
     if spec.kind is IndexKind.FACTORY:
         assert spec.factory is not None
-        if spec.factory not in _FACTORY_TRAIN_POINTS and key_dim is not None:
-            _core(spec, Metric.L2, key_dim)  # records it; the need does not depend on the metric
-        points = _FACTORY_TRAIN_POINTS.get(spec.factory)
-        assert points is not None, "build() plans a factory index before its threshold is read"
-        return points
+        return _factory_train_points(spec.factory, key_dim)
     return 0
+
+
+@functools.lru_cache(maxsize=256)
+def _factory_train_points(factory: str, key_dim: int) -> int:
+    """The training need of a factory string (planned once per string and dimension; the
+    metric does not change it, and L2 builds every string memnet accepts)."""
+    core = faiss.index_factory(key_dim, factory, faiss.METRIC_L2)
+    return index_plan.analyse(core, l2=True).train_points
 
 
 def check(config: BankConfig) -> IndexPlan:
@@ -145,8 +142,6 @@ def _core(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
             f"{'; '.join(plan.unsupported)}",
             field="index.factory",
         )
-    known = _FACTORY_TRAIN_POINTS.get(spec.factory, 0)
-    _FACTORY_TRAIN_POINTS[spec.factory] = max(known, plan.train_points)
     _skip_polysemous_training(core)
     return core
 

@@ -21,6 +21,7 @@ from memnet.errors import (
 from memnet.store import index as ix
 from memnet.store.bank import CONFIG_FILE, Bank
 from memnet.store.diskfull import disk_full_as_resource_exhausted, is_disk_full
+from memnet.store.interface import StoreStatus
 from memnet.store.locks import DirLock
 from memnet.store.types import BankConfig, FsyncPolicy, RecoveryReport, StoreSettings
 from memnet.store.validation import shown
@@ -157,7 +158,7 @@ class MemoryStore:
                 config.index.kind.value,
                 config.metric.value,
                 plan.structure,
-                ix.train_threshold(config.index),
+                ix.train_threshold(config.index, key_dim=config.key_dim),
                 plan.fixed_bytes / (1 << 20),
             )
             return bank
@@ -198,6 +199,14 @@ class MemoryStore:
             fsync_dir(root)
             shutil.rmtree(doomed, ignore_errors=True)
             LOG.info("dropped bank %s", name)
+
+    def status(self) -> StoreStatus:
+        """Serving once open; quarantined banks are listed with their reasons."""
+        with self._mutex:
+            failed = {name: bank.reason for name, bank in self._failed.items()}
+        return StoreStatus(
+            serving=not self._closed, detail="closed" if self._closed else "", failed=failed
+        )
 
     def recovery_reports(self) -> dict[str, RecoveryReport]:
         """What opening each bank found; quarantined banks have ``failed`` and ``error``."""

@@ -20,7 +20,6 @@ from memnet.core.enums import Metric
 
 BANK_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 MAX_VECTOR_DIM = 8192
-MAX_TAIL_SAMPLES = 65_536  # memories sampled per search to estimate the softmax tail
 
 JsonObject = dict[str, Any]
 

@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from memnet.core.json_values import check_json_depth
+from memnet.core.search_options import SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.store.types import (
-    MAX_TAIL_SAMPLES,
     BankConfig,
     JsonObject,
     MemoryBatch,
@@ -131,39 +132,6 @@ def id_list(ids: Sequence[str], *, limits: StoreLimits, field: str = "ids") -> l
     return [memory_id(i, field=field, limits=limits) for i in ids]
 
 
-MAX_JSON_DEPTH = 32  # nesting of metadata and metadata filters, as the server enforces
-
-
-def _too_deep(value: object, limit: int) -> bool:
-    """True if ``value`` nests dicts and lists (or tuples) deeper than ``limit``; no recursion.
-
-    A scalar is depth 0, ``{}`` is 1. Stops at the first container past the limit, so a
-    self-referencing object terminates too.
-    """
-    pending: list[tuple[object, int]] = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, (list, tuple)):
-            if depth + 1 > limit:
-                return True
-            pending.extend((child, depth + 1) for child in item)
-    return False
-
-
-def json_too_deep(field: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
-    )
-
-
-def check_json_depth(value: object, *, field: str) -> None:
-    """InvalidArgument naming ``field`` if ``value`` nests deeper than MAX_JSON_DEPTH."""
-    if _too_deep(value, MAX_JSON_DEPTH):
-        raise json_too_deep(field)
-
-
 def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} entries must be JSON objects (dict)", field=field)
@@ -237,37 +205,19 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
 
 
 def search_args(
-    queries: object,
-    k: object,
-    config: BankConfig,
-    limits: StoreLimits,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
+    queries: object, options: SearchOptions, config: BankConfig, limits: StoreLimits
 ) -> np.ndarray:
-    """Validate a search; returns (B, Dk) float32 queries (unit-norm for cosine banks)."""
+    """Check a search against the bank and the store's limits (``SearchOptions`` checked
+    everything else); returns (B, Dk) float32 queries (unit-norm for cosine banks)."""
     q = matrix(queries, field="queries", cols=config.key_dim, max_rows=limits.max_queries)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= limits.max_k:
+    if options.k > limits.max_k:
+        raise InvalidArgument(f"k must be 1..{limits.max_k}, got {options.k}", field="k")
+    flt = options.metadata_filter
+    if flt is not None and len(flt.text.encode("utf-8")) > limits.max_metadata_bytes:
         raise InvalidArgument(
-            f"k must be an integer in [1, {limits.max_k}], got {shown(k)}", field="k"
+            f"metadata_filter exceeds {limits.max_metadata_bytes} bytes as JSON",
+            field="metadata_filter",
         )
-    if ef_search is not None and (
-        isinstance(ef_search, bool)
-        or not isinstance(ef_search, int)
-        or not 1 <= ef_search <= 1 << 16
-    ):
-        raise InvalidArgument(
-            f"ef_search must be in [1, {1 << 16}], got {shown(ef_search)}", field="ef_search"
-        )
-    if nprobe is not None and (
-        isinstance(nprobe, bool) or not isinstance(nprobe, int) or not 1 <= nprobe <= 1 << 20
-    ):
-        raise InvalidArgument(
-            f"nprobe must be in [1, {1 << 20}], got {shown(nprobe)}", field="nprobe"
-        )
-    if metadata_filter is not None:
-        json_object(metadata_filter, field="metadata_filter", max_bytes=limits.max_metadata_bytes)
     if config.metric is Metric.COSINE:
         norms = np.linalg.norm(q, axis=1, keepdims=True)  # (B, 1)
         if (norms == 0.0).any():
@@ -277,20 +227,6 @@ def search_args(
             )
         q = np.ascontiguousarray(q / norms, dtype=np.float32)
     return q
-
-
-def tail_samples(value: object) -> None:
-    """None, or the number of memories to sample for a tail estimate (1..MAX_TAIL_SAMPLES)."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgument(
-            f"tail_samples must be an integer, got {shown(value)}", field="tail_samples"
-        )
-    if not 1 <= value <= MAX_TAIL_SAMPLES:
-        raise InvalidArgument(
-            f"tail_samples must be in [1, {MAX_TAIL_SAMPLES}], got {value}", field="tail_samples"
-        )
 
 
 def page_size(value: object, limits: StoreLimits) -> int:

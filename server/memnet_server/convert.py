@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2, query_pb2
+from memnet.core.json_values import check_json_depth, json_too_deep
 from memnet.errors import InvalidArgument
 from memnet.serving.contract import AttentionMode, InputKind, ModelInfo
 from memnet.store.types import (
@@ -22,7 +23,7 @@ from memnet.store.types import (
     Metric,
     WriteMode,
 )
-from memnet.store.validation import check_json_depth, json_too_deep, shown, utf8_size
+from memnet.store.validation import shown, utf8_size
 
 METRIC_FROM_PROTO: dict[int, Metric | None] = {
     bank_pb2.METRIC_UNSPECIFIED: None,

@@ -9,21 +9,29 @@ an existing bank).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from pydantic import ValidationError
 
+from memnet.core.search_options import SearchOptions
 from memnet.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
 from memnet.serving.bank_source import BankMemorySource
-from memnet.serving.contract import AttentionMode, InputKind, ModelInfo, QueryOutput, ServedModel
-from memnet.store import Bank, MemoryStore
+from memnet.serving.contract import (
+    AttentionMode,
+    InputKind,
+    ModelInfo,
+    QueryOutput,
+    ServedModel,
+    check_options,
+)
+from memnet.store.interface import BankStore
+from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
@@ -89,19 +97,6 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True)
-class QueryParams:
-    """Everything that must match for two queries to share a batched forward."""
-
-    k: int
-    hops: int | None
-    mode: AttentionMode
-    metadata_filter_json: str  # canonical JSON object (sorted keys), "" = no filter
-    ef_search: int | None
-    nprobe: int | None
-    tail_samples: int | None  # memories sampled to estimate the softmax mass outside k
-
-
-@dataclass(frozen=True)
 class QueryAnswer:
     output: QueryOutput  # rows of this request only
     unknown_words: list[list[str]]  # per question
@@ -116,7 +111,7 @@ class Engine:
 
     def __init__(
         self,
-        store: MemoryStore,
+        store: BankStore,
         models: ModelCatalog,
         settings: ServerSettings,
         *,
@@ -201,7 +196,7 @@ class Engine:
             raise InvalidArgument("bank name is required", field="bank")
         return self.store.bank(name)
 
-    def banks(self) -> list[Bank]:
+    def banks(self) -> Sequence[Bank]:
         return self.store.banks()
 
     def drop_bank(self, name: str) -> None:
@@ -268,7 +263,7 @@ class Engine:
     def query(
         self,
         bank_name: str,
-        params: QueryParams,
+        options: SearchOptions,
         *,
         questions: list[str] | None,
         vectors: np.ndarray | None,
@@ -285,7 +280,7 @@ class Engine:
         bank = self.bank(bank_name)
         model = self.model_of(bank)
         info = model.info
-        self._check_query_params(info, params, bank)
+        self._check_options(info, options, bank)
         _check_deadline(deadline)
         if info.input_kind is InputKind.TEXT:
             if vectors is not None or not questions:
@@ -310,7 +305,7 @@ class Engine:
             queries, unknown = vectors, [[] for _ in range(vectors.shape[0])]
         _check_deadline(deadline)
         bank_seq = bank.last_seq
-        output = self._run(bank, model, params, np.ascontiguousarray(queries), deadline)
+        output = self._run(bank, model, options, np.ascontiguousarray(queries), deadline)
         attended: set[str] = set()
         if include_contents or include_vectors:
             attended = {i for hop in output.hops for row in hop.ids for i in row if i}
@@ -329,53 +324,26 @@ class Engine:
             model=info,
         )
 
-    def _check_query_params(self, info: ModelInfo, params: QueryParams, bank: Bank) -> None:
-        if params.hops is not None and not 1 <= params.hops <= info.max_hops:
-            raise InvalidArgument(
-                f"hops must be 1..{info.max_hops} for model {info.name!r}, got {params.hops}",
-                field="hops",
-            )
-        if params.mode not in info.attention_modes:
-            allowed = ", ".join(m.value for m in info.attention_modes)
-            raise InvalidArgument(
-                f"attention_mode {params.mode.value} is not supported by model {info.name!r} "
-                f"(supported: {allowed})",
-                field="attention_mode",
-            )
-        if params.mode is AttentionMode.SOFT and bank.count() > self.settings.max_k:
+    def _check_options(self, info: ModelInfo, options: SearchOptions, bank: Bank) -> None:
+        check_options(info, options)
+        if options.mode is AttentionMode.SOFT and bank.count() > self.settings.max_k:
             raise InvalidArgument(
                 f"ATTENTION_MODE_SOFT attends over all {bank.count()} memories of bank "
                 f"{bank.name!r}; the limit is max_k={self.settings.max_k}",
                 field="attention_mode",
             )
-        if params.tail_samples is not None:
-            _check_tail_samples(info, params.mode)
 
     def _run(
         self,
         bank: Bank,
         model: ServedModel,
-        params: QueryParams,
+        options: SearchOptions,
         queries: np.ndarray,
         deadline: float | None,
     ) -> QueryOutput:
         if not self.settings.batching_enabled:
-            return self._forward(bank, model, params, queries)
-        return self._batcher(bank, model).submit(params, queries, deadline=deadline)
-
-    def _forward(
-        self, bank: Bank, model: ServedModel, params: QueryParams, queries: np.ndarray
-    ) -> QueryOutput:
-        source = BankMemorySource(
-            bank,
-            ef_search=params.ef_search,
-            nprobe=params.nprobe,
-            tail_samples=params.tail_samples,
-            metadata_filter=json.loads(params.metadata_filter_json)
-            if params.metadata_filter_json
-            else None,
-        )
-        return model.query(queries, source, k=params.k, hops=params.hops, mode=params.mode)
+            return model.query(queries, BankMemorySource(bank), options)
+        return self._batcher(bank, model).submit(options, queries, deadline=deadline)
 
     def _batcher(self, bank: Bank, model: ServedModel) -> Batcher:
         with self._lock:
@@ -384,10 +352,11 @@ class Engine:
             # one (cached by a query that raced the drop) still runs against the old bank.
             batcher = cached[1] if cached is not None and cached[0] is bank else None
             if batcher is None:
+                source = BankMemorySource(bank)
 
                 def run_batch(key: Hashable, queries: np.ndarray) -> QueryOutput:
-                    assert isinstance(key, QueryParams)
-                    return self._forward(bank, model, key, queries)
+                    assert isinstance(key, SearchOptions)
+                    return model.query(queries, source, key)
 
                 batcher = Batcher(
                     run_batch,
@@ -399,28 +368,6 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
-
-
-def _check_tail_samples(info: ModelInfo, mode: AttentionMode) -> None:
-    """tail_samples estimates the softmax mass outside a sparse top-k of a vector model."""
-    if info.input_kind is not InputKind.VECTOR:
-        raise InvalidArgument(
-            f"tail_samples is for vector models; model {info.name!r} takes text and "
-            "does not estimate the softmax tail",
-            field="tail_samples",
-        )
-    if mode is AttentionMode.SOFT:
-        raise InvalidArgument(
-            "tail_samples is for ATTENTION_MODE_SPARSE; ATTENTION_MODE_SOFT already "
-            "attends over every memory, so there is no tail to estimate",
-            field="tail_samples",
-        )
-    if mode is not AttentionMode.SPARSE:
-        raise InvalidArgument(
-            f"tail_samples is for ATTENTION_MODE_SPARSE, not ATTENTION_MODE_{mode.name} "
-            "(no softmax over the top-k whose tail it could estimate)",
-            field="tail_samples",
-        )
 
 
 def _check_deadline(deadline: float | None) -> None:

@@ -28,6 +28,7 @@ from memnet.api.v1 import (
     model_pb2_grpc,
     query_pb2_grpc,
 )
+from memnet.core.search_options import SearchOptions
 from memnet.errors import FailedPrecondition, NotFound
 from memnet.serving.contract import (
     AttentionMode,
@@ -76,16 +77,10 @@ class VectorDouble:
         raise FailedPrecondition("vector model", field="model")
 
     def query(
-        self,
-        queries: np.ndarray,
-        memory: MemorySource,
-        *,
-        k: int,
-        hops: int | None = None,
-        mode: AttentionMode = AttentionMode.SPARSE,
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
     ) -> QueryOutput:
         self.batch_sizes.append(int(queries.shape[0]))
-        result = memory.retrieve(queries, k)
+        result = memory.retrieve(queries, options)
         scores = np.where(result.valid, result.scores, -np.inf)
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))
         weights = np.where(result.valid, weights, 0.0)
@@ -97,7 +92,7 @@ class VectorDouble:
             scores=np.where(result.valid, result.scores, 0.0).astype(np.float32),
             weights=weights.astype(np.float32),
         )
-        return QueryOutput(readout=readout, hops=[hop] * (hops or 1), answer_probs=None)
+        return QueryOutput(readout=readout, hops=[hop] * (options.hops or 1), answer_probs=None)
 
 
 class SlowDouble(VectorDouble):
@@ -107,15 +102,19 @@ class SlowDouble(VectorDouble):
         super().__init__(name)
         self.delay_s = delay_s
 
-    def query(self, queries: np.ndarray, memory: MemorySource, **options: Any) -> QueryOutput:
+    def query(
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
+    ) -> QueryOutput:
         time.sleep(self.delay_s)
-        return super().query(queries, memory, **options)
+        return super().query(queries, memory, options)
 
 
 class BrokenDouble(VectorDouble):
     """A vector double whose forward hits a bug (→ INTERNAL)."""
 
-    def query(self, queries: np.ndarray, memory: MemorySource, **options: Any) -> QueryOutput:
+    def query(
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
+    ) -> QueryOutput:
         raise RuntimeError("secret internal detail")
 
 

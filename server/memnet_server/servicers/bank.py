@@ -6,7 +6,7 @@ import grpc
 
 from memnet.api.v1 import bank_pb2, bank_pb2_grpc
 from memnet.errors import InvalidArgument
-from memnet.store import Bank
+from memnet.store.interface import MemoryBank
 from memnet_server.auth import visible
 from memnet_server.convert import (
     CAPACITY_POLICY_FROM_PROTO,
@@ -21,7 +21,7 @@ from memnet_server.convert import (
 from memnet_server.engine import BankRequest, Engine
 
 
-def bank_to_proto(engine: Engine, bank: Bank) -> bank_pb2.Bank:
+def bank_to_proto(engine: Engine, bank: MemoryBank) -> bank_pb2.Bank:
     config = bank.config
     spec = bank_pb2.BankSpec(
         name=config.name,

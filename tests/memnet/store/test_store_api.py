@@ -193,7 +193,7 @@ def test_fsync_interval_flusher_syncs_in_the_background(
     store = open_store(tmp_path, fsync=FsyncPolicy.INTERVAL, fsync_interval_ms=200)
     bank = store.create_bank(make_bank_config(key_dim=D))
     bank.write(batch(_keys(3)))
-    wal = bank._wal
+    wal = bank.files.wal
     assert wal is not None
     synced_by: list[str] = []
     real_fsync = os.fsync
@@ -218,7 +218,7 @@ def test_fsync_none_still_reaches_the_os(tmp_path: Path) -> None:
     store = open_store(tmp_path, fsync=FsyncPolicy.NONE, snapshot_on_close=False)
     bank = store.create_bank(make_bank_config(key_dim=D))
     bank.write(batch(_keys(3)))
-    assert bank._wal is not None and bank._wal._dirty  # never fsynced by the write
+    assert bank.files.wal is not None and bank.files.wal._dirty  # never fsynced by the write
     path = log_files(tmp_path / "banks" / "b")[0][1]
     assert path.stat().st_size > len(MAGIC)  # but in the file (page cache) already
     store.close()
@@ -258,9 +258,9 @@ def test_compaction_settings_rebuild_flat_arrays(tmp_path: Path) -> None:
     keys = _keys(200)
     bank.write(batch(keys, ids=[f"m{i}" for i in range(200)]))
     bank.delete([f"m{i}" for i in range(40)])
-    assert bank._table.n_slots == 200  # 40 dead: under both thresholds
+    assert bank.state.table.n_slots == 200  # 40 dead: under both thresholds
     bank.delete([f"m{i}" for i in range(40, 70)])
-    assert bank._table.n_slots == 130 and bank._table.n_dead == 0
+    assert bank.state.table.n_slots == 130 and bank.state.table.n_dead == 0
     res = bank.search(keys[70:80], 1)
     assert [r[0] for r in res.ids] == [f"m{i}" for i in range(70, 80)]
     assert bank.list(page_size=1)[0][0].id == "m70"

@@ -22,12 +22,12 @@ def test_reject_policy_refuses_and_changes_nothing(tmp_path: Path) -> None:
     store = open_store(tmp_path)
     bank = store.create_bank(make_bank_config(key_dim=D, capacity=100))
     bank.write(batch(_keys(80), ids=[f"a{i}" for i in range(80)]))
-    log_bytes = bank._wal.size_bytes if bank._wal else 0
+    log_bytes = bank.files.wal.size_bytes if bank.files.wal else 0
     with pytest.raises(ResourceExhausted) as err:
         bank.write(batch(_keys(30, 1), ids=[f"b{i}" for i in range(30)]))
     assert err.value.field == "capacity" and "100" in str(err.value)
     assert bank.count() == 80 and bank.last_seq == 80 and bank.get(["b0"]) == [None]
-    assert bank._wal is not None and bank._wal.size_bytes == log_bytes  # nothing logged
+    assert bank.files.wal is not None and bank.files.wal.size_bytes == log_bytes  # nothing logged
     # Replacing existing ids needs no room; 20 new ones exactly fill the bank.
     r = bank.write(
         batch(_keys(40, 2), ids=[f"a{i}" for i in range(20)] + [f"c{i}" for i in range(20)])

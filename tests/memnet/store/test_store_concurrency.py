@@ -112,8 +112,8 @@ def test_log_fsync_happens_outside_the_exclusive_section(tmp_path: Path) -> None
     store = MemoryStore(tmp_path)
     bank = store.create_bank(make_bank_config(key_dim=D))
     bank.write(batch(np.stack([_key(n) for n in range(50)])))
-    assert bank._wal is not None
-    real_append = bank._wal.append
+    assert bank.files.wal is not None
+    real_append = bank.files.wal.append
     in_append = threading.Event()
 
     def slow_append(record: Record) -> None:
@@ -121,7 +121,7 @@ def test_log_fsync_happens_outside_the_exclusive_section(tmp_path: Path) -> None
         time.sleep(1.0)  # a slow disk
         real_append(record)
 
-    bank._wal.append = slow_append  # type: ignore[method-assign]
+    bank.files.wal.append = slow_append  # type: ignore[method-assign]
     writer = threading.Thread(target=lambda: bank.write(batch(_key(99)[None, :], ids=["late"])))
     writer.start()
     assert in_append.wait(5)

@@ -51,7 +51,7 @@ def test_a_log_append_on_a_full_disk_is_resource_exhausted_and_stores_nothing(
 
     with open_store(tmp_path) as store:
         bank = _bank(store)
-        log = bank._wal
+        log = bank.files.wal
         assert log is not None
         size = log.path.stat().st_size
         monkeypatch.setattr(os, "writev", half_then_full)

@@ -39,7 +39,7 @@ def test_search_matches_oracle(tmp_path: Path, name: str, metric: Metric) -> Non
     bank = store.create_bank(make_bank_config(key_dim=D, metric=metric, index=spec))
     for lo in range(0, N, 1000):
         bank.write(batch(keys[lo : lo + 1000], ids=ids[lo : lo + 1000].tolist()))
-    assert bank._trained, "the index must be in use (trained) at this size"
+    assert bank.state.trained, "the index must be in use (trained) at this size"
     res = bank.search(queries, K, with_vectors=True)
     exact = oracle_scores(metric, queries, keys)  # (B, N)
     truth = np.argsort(-exact, axis=1)[:, :K]
@@ -103,15 +103,15 @@ def test_hnsw_tombstones_then_compaction(tmp_path: Path) -> None:
         make_bank_config(key_dim=D, metric=Metric.L2, index=IndexSpec(kind=IndexKind.HNSW))
     )
     bank.write(batch(keys, ids=ids))
-    assert bank._tombstones
+    assert bank.state.tombstones
     bank.delete(ids[:400])
     # 400 dead of 1000 slots: below the 50 % rule, so they stay as tombstones in the graph.
-    assert bank._index.ntotal == 1000 and bank._table.n_dead == 400
+    assert bank.state.index.ntotal == 1000 and bank.state.table.n_dead == 400
     res = bank.search(keys[:400], 3)
     assert not {m for row in res.ids for m in row} & set(ids[:400])
     assert all(res.valid.ravel())
     bank.delete(ids[400:600])  # 600 dead of 1000: compaction rebuilds the graph from live slots
-    assert bank._index.ntotal == 400 and bank._table.n_dead == 0
+    assert bank.state.index.ntotal == 400 and bank.state.table.n_dead == 0
     res = bank.search(keys[600:700], 1)
     assert [row[0] for row in res.ids] == ids[600:700]
     store.close()
@@ -124,9 +124,9 @@ def test_untrained_ivf_answers_exactly_then_trains(tmp_path: Path) -> None:
     spec = IndexSpec(kind=IndexKind.IVF, nlist=32, nprobe=1)  # trains at 39 * 32 = 1248
     bank = store.create_bank(make_bank_config(key_dim=D, index=spec, metric=Metric.L2))
     bank.write(batch(keys[:1000], ids=[f"m{i}" for i in range(1000)]))
-    assert not bank._trained and bank._index.ntotal == 0
+    assert not bank.state.trained and bank.state.index.ntotal == 0
     res = bank.search(keys[:50], 1)  # exact scan: every memory finds itself
     assert [row[0] for row in res.ids] == [f"m{i}" for i in range(50)]
     bank.write(batch(keys[1000:], ids=[f"m{i}" for i in range(1000, 2000)]))
-    assert bank._trained and bank._index.ntotal == 2000
+    assert bank.state.trained and bank.state.index.ntotal == 2000
     store.close()

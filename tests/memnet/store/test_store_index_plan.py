@@ -4,6 +4,8 @@ keeps every acknowledged memory readable across a restart."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +115,7 @@ def test_training_needs_follow_every_component_not_ivf_alone(
     store = open_store(tmp_path)
     config = make_bank_config(key_dim=D, metric=Metric.L2, index=_factory(text))
     bank = store.create_bank(config)
-    assert ix.train_threshold(bank.config.index) == train_points
+    assert ix.train_threshold(bank.config.index, key_dim=D) == train_points
     store.close()
 
 
@@ -170,11 +172,11 @@ def test_an_accepted_factory_index_trains_deletes_searches_and_reopens(
     ids = [f"m{i}" for i in range(1200)]
     store = open_store(tmp_path, compact_min_dead=100_000)
     bank = store.create_bank(make_bank_config(key_dim=D, metric=metric, index=_factory(text)))
-    threshold = ix.train_threshold(bank.config.index)
+    threshold = ix.train_threshold(bank.config.index, key_dim=D)
     assert 0 < threshold <= 1200
     for lo in range(0, 1200, 400):
         bank.write(batch(keys[lo : lo + 400], ids=ids[lo : lo + 400]))
-    assert bank._trained
+    assert bank.state.trained
     assert bank.delete(ids[:50]) == 50
     bank.write(batch(keys[50:100] + 5.0, ids=ids[50:100], seed=1))  # upsert moves them
     before = bank.search(keys[100:120], 5).ids
@@ -201,7 +203,33 @@ def test_a_bank_created_with_an_undrivable_string_is_quarantined_with_the_reason
     store.close()
 
 
-def test_the_training_size_of_a_factory_string_can_be_planned_from_the_spec_alone() -> None:
-    spec = _factory("IVF2,PQ4x5")  # not built anywhere else in this process
-    assert ix.train_threshold(spec, key_dim=D) == 39 * 32
-    assert ix.train_threshold(spec) == 39 * 32
+def test_a_factory_bank_snapshotted_untrained_reopens_in_a_fresh_process(tmp_path: Path) -> None:
+    """The training size is planned from the spec and key_dim alone: a process that opens
+    the bank from a snapshot (no index built) still knows it."""
+    store = open_store(tmp_path)
+    bank = store.create_bank(make_bank_config(key_dim=D, index=_factory("IVF2,PQ4x5")))
+    bank.write(batch(clustered(np.random.default_rng(2), 300, D)))
+    bank.snapshot()
+    store.close()
+    script = (
+        "import sys; from pathlib import Path; import numpy as np\n"
+        "from memnet.store import MemoryStore, MemoryBatch\n"
+        "from memnet.store import index as ix\n"
+        "store = MemoryStore(Path(sys.argv[1]))\n"
+        "assert not store.recovery_reports()['b'].failed, store.recovery_reports()['b']\n"
+        "bank = store.bank('b')\n"
+        f"assert ix.train_threshold(bank.config.index, key_dim={D}) == 39 * 32\n"
+        f"keys = np.random.default_rng(3).standard_normal((1000, {D})).astype(np.float32)\n"
+        "bank.write(MemoryBatch(keys=keys, values=np.zeros((1000, 8), np.float32)))\n"
+        "print(bank.count(), bank.search(keys[:1], 1).ids[0][0] != '')\n"
+        "store.close()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1300", "True"]

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from store_testlib import make_bank_config, open_store
 
+from memnet.core.json_values import MAX_JSON_DEPTH
 from memnet.errors import InvalidArgument
 from memnet.store import MemoryBatch
-from memnet.store.validation import MAX_JSON_DEPTH
 
 D = 4
 

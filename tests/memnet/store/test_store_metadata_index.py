@@ -60,7 +60,7 @@ def test_filtered_searches_match_a_scan_through_writes_deletes_compaction_and_re
             expected = {mid for mid, meta in live.items() if _matches(meta, flt)}
             res = bank.search(q, 1000, metadata_filter=flt)
             assert {i for i in res.ids[0] if i} == expected, flt
-            table = bank._table
+            table = bank.state.table
             index = table._metadata_index
             assert index is not None
             live_slots = set(table.live_slots().tolist())
@@ -79,7 +79,7 @@ def test_filtered_searches_match_a_scan_through_writes_deletes_compaction_and_re
             bank.delete(gone)
             for mid in gone:
                 del live[mid]
-        tables.add(id(bank._table))
+        tables.add(id(bank.state.table))
         if step % 5 == 4:
             check()  # the first check builds the index; later writes keep it up to date
         if step == 25:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from store_testlib import make_bank_config, open_store
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import AttentionMode
@@ -43,8 +44,8 @@ def test_a_sample_covering_the_bank_gives_exact_attention(tmp_path: Path, kind: 
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D, index=IndexSpec(kind=kind)))
     keys, values = _fill(bank, 500)
     queries = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
-    source = BankMemorySource(bank, tail_samples=500)
-    out = VectorPassThroughModel().query(queries, source, k=8)
+    source = BankMemorySource(bank)
+    out = VectorPassThroughModel().query(queries, source, SearchOptions(k=8, tail_samples=500))
     (hop,) = out.hops
     assert hop.tail_weights is not None
     for row, q in enumerate(queries):
@@ -54,7 +55,9 @@ def test_a_sample_covering_the_bank_gives_exact_attention(tmp_path: Path, kind: 
         np.testing.assert_allclose(hop.weights[row], p[listed], rtol=1e-4)
         assert hop.tail_weights[row] == pytest.approx(1 - p[listed].sum(), abs=1e-5)
         assert 0 < hop.tail_weights[row] < 1
-    plain = VectorPassThroughModel().query(queries, BankMemorySource(bank), k=8).hops[0]
+    plain = (
+        VectorPassThroughModel().query(queries, BankMemorySource(bank), SearchOptions(k=8)).hops[0]
+    )
     assert plain.tail_weights is None
     np.testing.assert_allclose(plain.weights.sum(1), 1, rtol=1e-5)  # renormalised over the K
     store.close()
@@ -107,8 +110,9 @@ def test_a_filtered_search_estimates_over_the_matching_memories(tmp_path: Path) 
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
     keys, values = _fill(bank, 200)
     q = np.random.default_rng(3).standard_normal(D).astype(np.float32)
-    source = BankMemorySource(bank, metadata_filter={"g": 1}, tail_samples=1_000)
-    out = VectorPassThroughModel().query(q[None], source, k=5)
+    source = BankMemorySource(bank)
+    options = SearchOptions(k=5, metadata_filter=MetadataFilter.of({"g": 1}), tail_samples=1_000)
+    out = VectorPassThroughModel().query(q[None], source, options)
     odd = np.arange(1, 200, 2)
     _, o = _exact(q, keys[odd], values[odd])
     np.testing.assert_allclose(out.readout[0], q + o, rtol=1e-4, atol=1e-5)
@@ -121,15 +125,18 @@ def test_tail_edge_cases_and_limits(tmp_path: Path) -> None:
     q = np.ones((1, D), np.float32)
     empty = bank.search(q, 3, tail_samples=5)
     assert empty.tail_log_mass is not None and np.isneginf(empty.tail_log_mass).all()
-    out = VectorPassThroughModel().query(q, BankMemorySource(bank, tail_samples=5), k=3)
+    out = VectorPassThroughModel().query(
+        q, BankMemorySource(bank), SearchOptions(k=3, tail_samples=5)
+    )
     np.testing.assert_array_equal(out.readout, q)  # nothing to read
     _fill(bank, 3)
     covered = bank.search(q, 3, tail_samples=5)  # the K hold every memory: no tail
     assert covered.tail_log_mass is not None and np.isneginf(covered.tail_log_mass).all()
-    hard = VectorPassThroughModel().query(
-        q, BankMemorySource(bank, tail_samples=5), k=3, mode=AttentionMode.HARD
-    )
-    assert hard.hops[0].tail_weights is None and hard.hops[0].weights.sum() == 1
+    with pytest.raises(InvalidArgument) as no_tail:  # hard attention has no softmax tail
+        VectorPassThroughModel().query(
+            q, BankMemorySource(bank), SearchOptions(k=3, mode=AttentionMode.HARD, tail_samples=5)
+        )
+    assert no_tail.value.field == "tail_samples"
     for bad in (0, 65_537, True, 2.5):
         with pytest.raises(InvalidArgument) as err:
             bank.search(q, 3, tail_samples=bad)  # type: ignore[arg-type]

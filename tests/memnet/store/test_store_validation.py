@@ -95,8 +95,8 @@ BAD_WRITES: dict[str, tuple[Callable[[], MemoryBatch], str, str]] = {
 
 def _state(store: MemoryStore) -> tuple[int, int, int]:
     bank = store.bank("b")
-    assert bank._wal is not None
-    return bank.count(), bank.last_seq, bank._wal.size_bytes
+    assert bank.files.wal is not None
+    return bank.count(), bank.last_seq, bank.files.wal.size_bytes
 
 
 @pytest.mark.parametrize("case", list(BAD_WRITES))

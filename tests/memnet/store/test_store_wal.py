@@ -165,8 +165,8 @@ def test_failed_fsync_is_not_acknowledged_and_not_replayed(
     store = open_store(tmp_path, snapshot_on_close=False)
     bank = store.create_bank(make_bank_config(key_dim=D))
     bank.write(batch(_keys(0), ids=[f"a{i}" for i in range(10)]))
-    assert bank._wal is not None
-    size = bank._wal.path.stat().st_size
+    assert bank.files.wal is not None
+    size = bank.files.wal.path.stat().st_size
 
     def broken_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
@@ -175,7 +175,7 @@ def test_failed_fsync_is_not_acknowledged_and_not_replayed(
     with pytest.raises(OSError):
         bank.write(batch(_keys(1), ids=[f"b{i}" for i in range(10)]))
     monkeypatch.undo()
-    assert bank._wal.path.stat().st_size == size  # the unacknowledged frame is gone
+    assert bank.files.wal.path.stat().st_size == size  # the unacknowledged frame is gone
     assert bank.count() == 10 and bank.get(["b0"]) == [None] and bank.last_seq == 10
     store.close()
     store = open_store(tmp_path)
