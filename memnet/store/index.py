@@ -112,7 +112,8 @@ def build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
 
 
 def _core(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
-    """The index of ``spec`` without memnet's id map; a factory string is planned too."""
+    """The index of ``spec`` without memnet's id map; a factory string memnet cannot drive
+    raises InvalidArgument (a bank created before the checks is quarantined with it)."""
     fm = faiss_metric(metric)
     if spec.kind is IndexKind.FLAT:
         return faiss.IndexFlat(dim, fm)
