@@ -23,7 +23,8 @@ LOG = logging.getLogger(__name__)
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--host", "host", str, "address to bind (default 127.0.0.1)"),
     ("--port", "port", int, "gRPC port, 0 = any free port (default 50051)"),
-    ("--metrics-port", "metrics_port", int, "Prometheus port, 0 = off (default 9464)"),
+    ("--metrics-port", "metrics_port", int, "Prometheus port, 0 = off (default 0)"),
+    ("--metrics-bank-labels", "metrics_bank_labels", str, "names | hashed | none (default hashed)"),
     ("--data-dir", "data_dir", Path, "directory holding every bank (default ./memnet-data)"),
     ("--fsync", "fsync", str, "always | interval | none (default always)"),
     ("--models-dir", "models_dir", Path, "model repository: NAME/VERSION/model.pt or *.pt"),
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     # concurrency comes from the RPC threads, and OpenMP teams spinning on 2 busy cores
     # made batched queries slower (docs/server.md). Must precede the torch/faiss import.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # faiss's loader logs which CPU build it loads (and which it could not) at INFO while
+    # the server is imported, before the JSON log handler exists: keep that out of the logs.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from memnet_server import create_server, load_settings
     from memnet_server.logs import configure_logging
 

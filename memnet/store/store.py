@@ -19,11 +19,13 @@ from memnet.errors import (
     ResourceExhausted,
 )
 from memnet.store import fs
+from memnet.store import index as ix
 from memnet.store.bank import CONFIG_FILE, Bank
 from memnet.store.diskfull import disk_full_as_resource_exhausted, is_disk_full
 from memnet.store.interface import StoreStatus
 from memnet.store.locks import DirLock
 from memnet.store.types import BankConfig, FsyncPolicy, RecoveryReport, StoreSettings
+from memnet.store.validation import shown
 
 LOG = logging.getLogger(__name__)
 
@@ -163,6 +165,7 @@ class MemoryStore:
                 f"index.pq_m={config.index.pq_m} must divide key_dim={config.key_dim}",
                 field="index.pq_m",
             )
+        plan = ix.check(config)  # refuses an index memnet cannot drive, before anything exists
         with self._mutex:
             self._check_open()
             if config.name in self._banks or config.name in self._opening:
@@ -205,10 +208,13 @@ class MemoryStore:
                 ) from err
             self._banks[config.name] = bank
             LOG.info(
-                "created bank %s (%s, %s)",
+                "created bank %s (%s, %s): %s, trains at %d memories, ~%.0f MiB fixed",
                 config.name,
                 config.index.kind.value,
                 config.metric.value,
+                plan.structure,
+                ix.train_threshold(config.index, key_dim=config.key_dim),
+                plan.fixed_bytes / (1 << 20),
             )
             return bank
 
@@ -231,7 +237,7 @@ class MemoryStore:
                 raise FailedPrecondition(
                     f"bank {name!r} could not be opened: {failed.reason}", field="bank"
                 )
-            raise NotFound(f"bank {name!r} not found", field="bank")
+            raise NotFound(f"bank {shown(name)} not found", field="bank")
 
     def banks(self) -> list[Bank]:
         with self._mutex:
@@ -252,7 +258,7 @@ class MemoryStore:
             elif name in self._failed:
                 directory = self._failed.pop(name).directory
             else:
-                raise NotFound(f"bank {name!r} not found", field="bank")
+                raise NotFound(f"bank {shown(name)} not found", field="bank")
             root = self.data_dir / BANKS_DIR
             doomed = root / f".dropping-{name}-{uuid.uuid4().hex}"
             layer = fs.get()

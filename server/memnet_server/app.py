@@ -18,7 +18,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from memnet.api.v1 import (
     bank_pb2,
@@ -39,8 +38,9 @@ from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
 from memnet_server.engine import Engine
 from memnet_server.interceptors import CallInterceptor
-from memnet_server.metrics import Metrics
+from memnet_server.metrics import Metrics, label_key
 from memnet_server.model_poller import ModelPoller
+from memnet_server.reflection import enable_reflection
 from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer
 from memnet_server.servicers.model import ModelServicer
@@ -260,9 +260,7 @@ def _assemble(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", *SERVICE_NAMES, BANKS_HEALTH_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
     try:
@@ -285,12 +283,17 @@ def _assemble(
     service.port = port
     if settings.model_poll_s > 0 and settings.models_dir is not None:
         service.poller = ModelPoller(catalog, interval_s=settings.model_poll_s)
-    metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
     metrics.watch_models(
         lambda: [(v.name, v.version, v.state.value) for v in catalog.versions()],
         lambda: getattr(catalog, "load_failures", 0),
     )
     if settings.metrics_port:
+        labels = settings.metrics_bank_labels
+        metrics.watch_banks(
+            lambda: [(bank.name, bank.count()) for bank in store.banks()],
+            labels=labels,
+            key=label_key(settings.data_dir) if labels == "hashed" else None,
+        )
         metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
             service.metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)

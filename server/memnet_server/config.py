@@ -34,7 +34,13 @@ class ServerSettings(BaseSettings):
     metrics_host: str = Field(
         default="127.0.0.1", description="Address of the Prometheus endpoint."
     )
-    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus port; 0 = off.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus port; 0 = off (the container: 9464)."
+    )
+    metrics_bank_labels: Literal["names", "hashed", "none"] = Field(
+        default="hashed",
+        description="Bank label of memnet_bank_memories: names | hashed | none.",
+    )
 
     # Storage.
     data_dir: Path = Field(default=Path("memnet-data"), description="Directory holding every bank.")

@@ -40,7 +40,8 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         if name.startswith("MEMNET_"):
             monkeypatch.delenv(name)
     settings = load_settings()
-    assert (settings.host, settings.port, settings.metrics_port) == ("127.0.0.1", 50051, 9464)
+    assert (settings.host, settings.port, settings.metrics_port) == ("127.0.0.1", 50051, 0)
+    assert settings.metrics_bank_labels == "hashed"
     assert settings.data_dir == Path("memnet-data")
     assert (settings.max_message_bytes, settings.max_k, settings.default_k) == (64 << 20, 1024, 32)
     assert settings.api_keys_file is None and settings.tls_cert_file is None

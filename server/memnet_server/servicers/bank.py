@@ -14,6 +14,7 @@ from memnet_server.convert import (
     CAPACITY_POLICY_TO_PROTO,
     METRIC_FROM_PROTO,
     METRIC_TO_PROTO,
+    as_spec_error,
     enum_value,
     index_spec_from_proto,
     index_spec_to_proto,
@@ -77,21 +78,23 @@ class BankServicer(bank_pb2_grpc.BankServiceServicer):
         self, request: bank_pb2.CreateBankRequest, context: grpc.ServicerContext
     ) -> bank_pb2.CreateBankResponse:
         spec = request.spec
-        bank = self._engine.create_bank(
-            BankRequest(
-                name=spec.name,
-                model=spec.model or None,
-                key_dim=spec.key_dim,
-                value_dim=spec.value_dim,
-                metric=enum_value(METRIC_FROM_PROTO, spec.metric, field="spec.metric"),
-                index=index_spec_from_proto(spec.index),
-                capacity=spec.capacity or None,
-                capacity_policy=enum_value(
-                    CAPACITY_POLICY_FROM_PROTO, spec.capacity_policy, field="spec.capacity_policy"
-                ),
-                description=spec.description,
-            )
+        bank_request = BankRequest(
+            name=spec.name,
+            model=spec.model or None,
+            key_dim=spec.key_dim,
+            value_dim=spec.value_dim,
+            metric=enum_value(METRIC_FROM_PROTO, spec.metric, field="spec.metric"),
+            index=index_spec_from_proto(spec.index),
+            capacity=spec.capacity or None,
+            capacity_policy=enum_value(
+                CAPACITY_POLICY_FROM_PROTO, spec.capacity_policy, field="spec.capacity_policy"
+            ),
+            description=spec.description,
         )
+        try:
+            bank = self._engine.create_bank(bank_request)
+        except InvalidArgument as error:
+            raise as_spec_error(error) from error
         return bank_pb2.CreateBankResponse(bank=bank_to_proto(self._engine, bank))
 
     def GetBank(  # noqa: N802
