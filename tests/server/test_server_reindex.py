@@ -82,11 +82,15 @@ def _bank(server: Running, name: str) -> bank_pb2.Bank:
     return server.banks.GetBank(bank_pb2.GetBankRequest(name=name)).bank
 
 
+ENDED = (bank_pb2.REINDEX_STATE_DONE, bank_pb2.REINDEX_STATE_FAILED)
+
+
 def _wait(server: Running, name: str, timeout_s: float = 60) -> bank_pb2.Bank:
+    """The bank once its reindex has ended (done or failed)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         bank = _bank(server, name)
-        if bank.reindex.state != bank_pb2.REINDEX_STATE_REINDEXING:
+        if bank.reindex.state in ENDED:
             return bank
         time.sleep(0.05)
     raise AssertionError(f"the reindex of {name} did not end in {timeout_s} s")
@@ -245,7 +249,7 @@ def test_a_restart_resumes_a_cut_off_reindex_or_abandons_it(
     resumed = _wait(second, "resumed")
     assert resumed.reindex.state == bank_pb2.REINDEX_STATE_DONE and resumed.model_version == 2
     assert resumed.memory_count == 2000
-    abandoned = _bank(second, "abandoned")
+    abandoned = _wait(second, "abandoned")
     assert abandoned.reindex.state == bank_pb2.REINDEX_STATE_FAILED
     assert "not resumed" in abandoned.reindex.error and abandoned.model_version == 1
     assert not (data_dir / "banks" / "abandoned" / INTENT_FILE).exists()
