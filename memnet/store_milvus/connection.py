@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from memnet.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     MemnetError,
     NotFound,
@@ -80,7 +81,7 @@ class MilvusConnection:
     def _get(self) -> MilvusClient:
         with self._lock:
             if self._closed:
-                raise Unavailable("the Milvus store is closed", field="store")
+                raise FailedPrecondition("the memory store is closed", field="store")
             if self._client is None:
                 from pymilvus import MilvusClient
 

@@ -97,10 +97,6 @@ def id_in(ids: Iterable[str], *, field: str = "ids") -> str:
     return "id in [" + ", ".join(string_literal(i, field=field) for i in ids) + "]"
 
 
-def id_not_in(ids: Iterable[str], *, field: str = "ids") -> str:
-    return "not (" + id_in(ids, field=field) + ")"
-
-
 def both(first: str, second: str) -> str:
     """``first and second``; either may be "" (no condition)."""
     if not first:

@@ -4,9 +4,9 @@ Milvus proposes the top-k candidates (with its index, metric and the filter as a
 boolean expression) and returns their stored keys; every score memnet reports is
 recomputed from those float32 keys (``scoring.exact_scores``), so the weights a model
 puts on them are those of the FAISS store. A memory Milvus matched but whose metadata
-is not JSON-equal to the filter (Milvus Lite compares ``true`` equal to ``1``) is
-excluded and the search asked again, so a filtered search returns the exact top-k of
-the matching memories.
+is not JSON-equal to the filter (Milvus Lite compares ``true`` equal to ``1``) makes
+the search run again over exactly the memories that match, so a filtered search
+returns the exact top-k of the matching memories.
 
 Recency ranks (0 = newest live memory) are exact for the newest ``RECENCY_EXACT``
 memories; older memories are reported as ``RECENCY_EXACT`` (text models clip far
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 RECENCY_EXACT = 1024  # ranks below this are exact; older memories report this rank
 TAIL_POPULATION_MAX = 16_384  # memories a tail estimate may fetch (Milvus's query window)
-FILTER_ROUNDS = 16  # re-searches after excluding memories Milvus matched loosely
 
 Call = Callable[[str, Callable[["MilvusClient", float], Any]], Any]
 _MISSING = object()
@@ -107,26 +106,31 @@ def _milvus_search(
 
 
 def candidates(view: BankView, q: np.ndarray, options: SearchOptions) -> list[list[Row]]:
-    """Per query row, up to k matching memories (id, seq, key, value), best first."""
+    """Per query row, up to k matching memories (id, seq, key, value), best first.
+
+    When Milvus matched a memory whose metadata is not JSON-equal to the filter (Milvus
+    Lite compares ``true`` equal to ``1``), the memories the expression matches are
+    checked here and the search runs again over exactly those that match.
+    """
     flt_dict = options.filter_dict
     base = expr.metadata_filter(flt_dict) if flt_dict else ""
     fields = ["seq", "key", "value"] + (["metadata"] if flt_dict else [])
     k = min(options.k, TOP_K_MAX)
-    excluded: set[str] = set()
-    for _ in range(FILTER_ROUNDS):
-        flt = expr.both(base, expr.id_not_in(sorted(excluded))) if excluded else base
-        rows = _milvus_search(view, q, options, k=k, flt=flt, fields=fields)
-        if not flt_dict:
-            return rows
-        loose = {r["id"] for row in rows for r in row if not matches(metadata_of(r), flt_dict)}
-        if not loose:
-            return rows
-        excluded |= loose
-    raise FailedPrecondition(
-        f"bank {view.name!r}: Milvus matched metadata_filter loosely (values of another JSON "
-        f"type) more than {FILTER_ROUNDS} times; filter on a key whose values share one type",
-        field="metadata_filter",
-    )
+    rows = _milvus_search(view, q, options, k=k, flt=base, fields=fields)
+    if not flt_dict or all(matches(metadata_of(r), flt_dict) for row in rows for r in row):
+        return rows
+    matched = view.query(base, ["id", "metadata"], limit=TOP_K_MAX + 1)
+    if len(matched) > TOP_K_MAX:
+        raise FailedPrecondition(
+            f"bank {view.name!r}: Milvus matched metadata_filter loosely (values of another "
+            f"JSON type) among more than {TOP_K_MAX} memories; filter on a key whose values "
+            "share one type",
+            field="metadata_filter",
+        )
+    exact = sorted(r["id"] for r in matched if matches(metadata_of(r), flt_dict))
+    if not exact:
+        return [[] for _ in range(q.shape[0])]
+    return _milvus_search(view, q, options, k=k, flt=expr.id_in(exact), fields=fields)
 
 
 def recency_ranks(view: BankView, seqs: np.ndarray, *, top_seq: int) -> dict[int, int]:

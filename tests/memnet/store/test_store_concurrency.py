@@ -1,4 +1,4 @@
-"""Concurrent readers with a writer; lock scope; independence of banks."""
+"""Concurrent readers with a writer (on every backend); lock scope; independence of banks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from store_testlib import batch, make_bank_config, open_store
+from store_testlib import Backend, batch, make_bank_config, open_store
 
 from memnet.store import IndexKind, IndexSpec, MemoryStore, Metric
 from memnet.store.records import Record
@@ -34,8 +34,8 @@ def _run_for(seconds: float, fn: object, errors: list[BaseException]) -> threadi
     return t
 
 
-def test_readers_see_consistent_results_while_a_writer_runs(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_readers_see_consistent_results_while_a_writer_runs(backend: Backend) -> None:
+    store = backend.open()
     bank = store.create_bank(
         make_bank_config(
             key_dim=D, metric=Metric.L2, index=IndexSpec(kind=IndexKind.HNSW, hnsw_m=8)
