@@ -26,6 +26,12 @@ _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--metrics-port", "metrics_port", int, "Prometheus port, 0 = off (default 9464)"),
     ("--data-dir", "data_dir", Path, "directory holding every bank (default ./memnet-data)"),
     ("--fsync", "fsync", str, "always | interval | none (default always)"),
+    ("--store", "store", str, "where banks live: faiss (data dir) | milvus (default faiss)"),
+    ("--milvus-uri", "milvus_uri", str, "Milvus URI (default http://127.0.0.1:19530)"),
+    ("--milvus-token", "milvus_token", str, "Milvus user:password or API key (prefer the env)"),
+    ("--milvus-db", "milvus_db", str, "Milvus database (default default)"),
+    ("--milvus-collection-prefix", "milvus_collection_prefix", str, "default memnet_"),
+    ("--milvus-timeout-s", "milvus_timeout_s", float, "per Milvus request (default 10)"),
     ("--models-dir", "models_dir", Path, "extra checkpoints (*.pt) to serve"),
     ("--default-model", "default_model", str, "model of banks created without one"),
     ("--max-message-bytes", "max_message_bytes", int, "gRPC message limit (default 64 MiB)"),
@@ -82,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server, port = create_server(settings)
-    LOG.info("memnet serving on %s:%d (data in %s)", settings.host, port, settings.data_dir)
+    where = f"Milvus at {settings.milvus_uri}" if settings.store == "milvus" else settings.data_dir
+    LOG.info("memnet serving on %s:%d (banks in %s)", settings.host, port, where)
     while not stop_requested.wait(0.5):
         pass
     server.stop(settings.grace_s).wait()

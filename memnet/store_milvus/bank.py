@@ -95,7 +95,7 @@ class MilvusBank:
 
     def _call(self, what: str, request: Any) -> Any:
         try:
-            return self._conn.call(what, request)
+            return self._conn.call(what, request, collection=self.entry.collection)
         except NotFound as error:
             if error.field != "bank":
                 raise

@@ -145,15 +145,23 @@ class Catalog:
                 )
             )
 
-        return self._conn.call(what, run)
+        return self._conn.call(what, run, collection=self.collection)
 
     def _put(self, key: str, bank: str, kind: str, doc: dict[str, Any], what: str) -> None:
         row = {"key": key, "bank": bank, "kind": kind, "doc": doc, "unused": _ZERO}
-        self._conn.call(what, lambda c, t: c.upsert(self.collection, [row], timeout=t))
+        self._conn.call(
+            what,
+            lambda c, t: c.upsert(self.collection, [row], timeout=t),
+            collection=self.collection,
+        )
 
     def _delete(self, keys: list[str], what: str) -> None:
         if keys:
-            self._conn.call(what, lambda c, t: c.delete(self.collection, ids=keys, timeout=t))
+            self._conn.call(
+                what,
+                lambda c, t: c.delete(self.collection, ids=keys, timeout=t),
+                collection=self.collection,
+            )
 
     # ---- reading ----------------------------------------------------------------------
 

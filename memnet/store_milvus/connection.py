@@ -18,6 +18,7 @@ pymilvus client can stay broken after its server restarts.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,11 +58,14 @@ class MilvusSettings:
 
 
 def quiet_pymilvus() -> None:
-    """pymilvus logs every failed RPC with its traceback at ERROR; memnet maps and logs
-    them itself. Raised to CRITICAL unless the application set a level of its own."""
-    logger = logging.getLogger("pymilvus")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.CRITICAL)
+    """pymilvus logs every failed request with its traceback to its own stderr handler
+    (not through the application's logging); memnet maps and logs those failures itself.
+    Its loggers are silenced unless ``PYMILVUS_LOG_LEVEL`` asks for them. Call after
+    importing pymilvus, whose import configures them."""
+    if "PYMILVUS_LOG_LEVEL" in os.environ:
+        return
+    for name in ("pymilvus", "pymilvus.milvus_client"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 class MilvusConnection:
@@ -72,7 +76,6 @@ class MilvusConnection:
         self._client: MilvusClient | None = None
         self._lock = threading.Lock()
         self._closed = False
-        quiet_pymilvus()
 
     @property
     def where(self) -> str:
@@ -85,12 +88,15 @@ class MilvusConnection:
             if self._client is None:
                 from pymilvus import MilvusClient
 
-                token = self.settings.token or ""
+                quiet_pymilvus()
+                # dedicated: a channel of its own (pymilvus shares one per address by
+                # default), so dropping a failed client really makes a new connection.
                 self._client = MilvusClient(
                     uri=self.settings.uri,
-                    token=token,
+                    token=self.settings.token or "",
                     db_name=self.settings.db,
                     timeout=self.settings.timeout_s,
+                    dedicated=True,
                 )
             return self._client
 
@@ -103,25 +109,44 @@ class MilvusConnection:
         except Exception:  # a broken client may fail to close; it is dropped anyway
             LOG.debug("closing a failed Milvus client failed", exc_info=True)
 
-    def call(self, what: str, request: Callable[[MilvusClient, float], T]) -> T:
+    def call(
+        self,
+        what: str,
+        request: Callable[[MilvusClient, float], T],
+        *,
+        collection: str | None = None,
+    ) -> T:
         """Run ``request(client, timeout_s)``; Milvus failures become domain errors that
-        name Milvus and ``what`` (e.g. "search bank 'x'")."""
-        timeout_s = self.settings.timeout_s
+        name Milvus and ``what`` (e.g. "search bank 'x'"). A ``collection`` Milvus holds
+        released (Milvus Lite forgets what was loaded when it restarts) is loaded and the
+        request run again."""
         try:
             client = self._get()
         except MemnetError:
             raise
         except Exception as error:
             raise self._mapped(error, what) from error
+        for attempt in range(2):
+            try:
+                return request(client, self.settings.timeout_s)
+            except MemnetError:
+                raise
+            except Exception as error:
+                if attempt == 0 and collection is not None and _not_loaded(error):
+                    LOG.info("loading Milvus collection %s (it was released)", collection)
+                    self._load(client, collection, what)
+                    continue
+                mapped = self._mapped(error, what)
+                if isinstance(mapped, Unavailable | DeadlineExceeded):
+                    self._drop(client)
+                raise mapped from error
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    def _load(self, client: MilvusClient, collection: str, what: str) -> None:
         try:
-            return request(client, timeout_s)
-        except MemnetError:
-            raise
+            client.load_collection(collection, timeout=self.settings.timeout_s)
         except Exception as error:
-            mapped = self._mapped(error, what)
-            if isinstance(mapped, Unavailable | DeadlineExceeded):
-                self._drop(client)
-            raise mapped from error
+            raise self._mapped(error, what) from error
 
     def _mapped(self, error: Exception, what: str) -> MemnetError:
         import grpc
@@ -176,3 +201,8 @@ class MilvusConnection:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _not_loaded(error: Exception) -> bool:
+    message = str(getattr(error, "message", error)).lower()
+    return "released" in message or "not loaded" in message

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 RECENCY_EXACT = 1024  # ranks below this are exact; older memories report this rank
 TAIL_POPULATION_MAX = 16_384  # memories a tail estimate may fetch (Milvus's query window)
 
-Call = Callable[[str, Callable[["MilvusClient", float], Any]], Any]
+Call = Callable[[str, Callable[["MilvusClient", float], Any]], Any]  # (what, request)
 _MISSING = object()
 
 

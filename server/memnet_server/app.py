@@ -32,6 +32,7 @@ from memnet.api.v1 import (
 )
 from memnet.errors import FailedPrecondition
 from memnet.store import MemoryStore
+from memnet.store.interface import BankStore
 from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
 from memnet_server.config import MIB, ServerSettings
@@ -42,6 +43,7 @@ from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer
 from memnet_server.servicers.model import ModelServicer
 from memnet_server.servicers.query import QueryServicer
+from memnet_server.store_health import StoreHealth, bank_sizes, open_milvus_store
 
 LOG = logging.getLogger(__name__)
 
@@ -110,6 +112,7 @@ class MemnetService(grpc.Server):
         self._interceptor = interceptor
         self._stopped: threading.Event | None = None
         self._stop_lock = threading.Lock()
+        self.store_health: StoreHealth | None = None  # set once the server has started
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """NOT_SERVING → drain for ``grace`` seconds → stop → close the store. Idempotent;
@@ -119,6 +122,8 @@ class MemnetService(grpc.Server):
                 return self._stopped
             self._stopped = threading.Event()
         LOG.info("shutting down", extra={"grace_s": grace})
+        if self.store_health is not None:
+            self.store_health.stop()
         self.health.enter_graceful_shutdown()
         grpc_done = self.server.stop(grace)
         done = self._stopped
@@ -170,15 +175,19 @@ def create_server(
     """
     started = time.perf_counter()
     catalog = models if models is not None else load_models(settings)
-    store = MemoryStore(
-        settings.data_dir,
-        StoreSettings(
-            fsync=settings.fsync,
-            fsync_interval_ms=settings.fsync_interval_ms,
-            snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
-            limits=StoreLimits(max_k=max(settings.max_k, 1)),
-        ),
-    )
+    store: BankStore
+    if settings.store == "milvus":
+        store = open_milvus_store(settings, StoreLimits(max_k=max(settings.max_k, 1)))
+    else:
+        store = MemoryStore(
+            settings.data_dir,
+            StoreSettings(
+                fsync=settings.fsync,
+                fsync_interval_ms=settings.fsync_interval_ms,
+                snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
+                limits=StoreLimits(max_k=max(settings.max_k, 1)),
+            ),
+        )
     try:
         return _assemble(settings, store, catalog, started)
     except BaseException:
@@ -187,7 +196,7 @@ def create_server(
 
 
 def _assemble(
-    settings: ServerSettings, store: MemoryStore, catalog: ModelCatalog, started: float
+    settings: ServerSettings, store: BankStore, catalog: ModelCatalog, started: float
 ) -> tuple[MemnetService, int]:
     metrics = Metrics()
     engine = Engine(store, catalog, settings, observe_batch=metrics.observe_batch)
@@ -243,7 +252,7 @@ def _assemble(
         settings=settings,
     )
     service.port = port
-    metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
+    metrics.watch_banks(lambda: bank_sizes(store))
     if settings.metrics_port:
         metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
@@ -254,15 +263,15 @@ def _assemble(
                 f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
             ) from error
     server.start()
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    service.store_health = StoreHealth(store, health_servicer, ("", *SERVICE_NAMES))
     LOG.info(
         "serving",
         extra={
             "address": f"{settings.host}:{port}",
             "tls": credentials is not None,
             "auth": keys is not None,
-            "banks": len(store.banks()),
+            "store": settings.store,
+            "banks": len(bank_sizes(store)),
             "default_model": engine.default_model,
             "startup_s": round(time.perf_counter() - started, 3),
         },
