@@ -224,10 +224,10 @@ def run_memnet_inproc(
 
 
 @contextmanager
-def memnet_server(data_dir: Path) -> Iterator[str]:
+def memnet_server(data_dir: Path, flags: tuple[str, ...] = ()) -> Iterator[str]:
     """``memnet serve`` (fsync always, batching on: the defaults) in a child process."""
     exe = str(Path(sys.executable).with_name("memnet"))
-    cmd = [exe, "serve", "--port", "0", "--metrics-port", "0", "--data-dir", str(data_dir)]
+    cmd = [exe, "serve", "--port", "0", "--metrics-port", "0", "--data-dir", str(data_dir), *flags]
     env = {**os.environ, "MEMNET_LOG_FORMAT": "json"}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -248,16 +248,39 @@ def memnet_server(data_dir: Path) -> Iterator[str]:
         proc.wait(timeout=600)
 
 
+@contextmanager
+def store_flags(store: str, root: Path) -> Iterator[tuple[str, ...]]:
+    """``memnet serve`` flags of a store: none for faiss; for milvus, a Milvus Lite server
+    (its own process, bench/lite_server.py) for the time of the run."""
+    if store == "faiss":
+        yield ()
+        return
+    from lite_server import lite_server  # bench/lite_server.py
+
+    with lite_server(root / "milvus-lite") as uri:
+        yield ("--store", "milvus", "--milvus-uri", uri)
+
+
 def run_memnet_grpc(
-    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path, *, kind: str = "hnsw"
+    ds: datasets.Dataset,
+    queries: np.ndarray,
+    t: np.ndarray,
+    root: Path,
+    *,
+    kind: str = "hnsw",
+    store: str = "faiss",
 ) -> PeerResult:
     from memnet_client import MemnetClient
     from memnet_client.models import IndexSpec
 
-    res = PeerResult(
-        f"memnet gRPC + SDK ({kind.upper()})", version("memnet"), ds.m, "fsync per write (default)"
-    )
-    with memnet_server(root / "memnet-grpc") as target, MemnetClient(target) as client:
+    on = "" if store == "faiss" else ", milvus store on a Milvus Lite server"
+    durability = "fsync per write (default)" if store == "faiss" else "acknowledged by Milvus"
+    res = PeerResult(f"memnet gRPC + SDK ({kind.upper()}{on})", version("memnet"), ds.m, durability)
+    with (
+        store_flags(store, root) as flags,
+        memnet_server(root / "memnet-grpc", flags) as target,
+        MemnetClient(target) as client,
+    ):
         client.create_bank(
             "peers",
             model="vector",
@@ -402,6 +425,7 @@ RUNNERS: dict[str, Callable[[datasets.Dataset, np.ndarray, np.ndarray, Path], Pe
     "memnet-ivf": partial(run_memnet_inproc, kind="ivf"),
     "memnet-grpc": run_memnet_grpc,
     "memnet-grpc-ivf": partial(run_memnet_grpc, kind="ivf"),
+    "memnet-grpc-milvus": partial(run_memnet_grpc, store="milvus"),
     "chroma": run_chroma,
     "milvus": run_milvus,
     "qdrant": run_qdrant,

@@ -44,6 +44,7 @@ from memnet.store_milvus import search as srch
 from memnet.store_milvus.catalog import BankEntry, Catalog
 from memnet.store_milvus.connection import MilvusConnection
 from memnet.store_milvus.options import search_options
+from memnet.store_milvus.recency import RecencyCache
 from memnet.store_milvus.rows import Row, check_for_milvus, chunks, record, to_rows
 from memnet.store_milvus.schema import FIELDS, TOP_K_MAX
 
@@ -69,6 +70,9 @@ class MilvusBank:
         self._catalog = catalog
         self._limits = limits
         self._last_seq = last_seq
+        self._version: tuple[tuple[str, int], ...] = ()  # writers' committed seqs, last read
+        self._own_changes = 0  # this process's writes since (they change the bank too)
+        self._recency = RecencyCache()
         self._write_mutex = threading.Lock()
         self._tail_rng = np.random.default_rng()
         self._view = srch.BankView(entry.name, entry.collection, entry.config, self._call)
@@ -89,9 +93,10 @@ class MilvusBank:
         (``MilvusStore.bank``) or written through this process."""
         return self._last_seq
 
-    def seen_last_seq(self, last_seq: int) -> None:
-        """Raise ``last_seq`` to what a fresh catalog lookup found."""
+    def seen(self, last_seq: int, version: tuple[tuple[str, int], ...]) -> None:
+        """What a fresh catalog lookup found: the last seq and the writers' versions."""
         self._last_seq = max(self._last_seq, last_seq)
+        self._version = version
 
     def _call(self, what: str, request: Any) -> Any:
         try:
@@ -211,7 +216,8 @@ class MilvusBank:
 
     def _commit(self, first_seq: int, last_seq: int) -> None:
         self._catalog.commit(self.entry, first_seq, last_seq)
-        self.seen_last_seq(last_seq)
+        self._last_seq = max(self._last_seq, last_seq)
+        self._own_changes += 1
 
     # ---- reads ------------------------------------------------------------------------
 
@@ -298,13 +304,16 @@ class MilvusBank:
         flt = options.filter_dict
         if flt:
             expr.metadata_filter(flt)  # InvalidArgument before any request if untranslatable
-        # The recency window starts below the last seq this process knows of; a newer
-        # one (another replica's write) only makes the window hold more.
+        version = (self._version, self._own_changes)
+
+        def ranks(seqs: np.ndarray) -> dict[int, int]:
+            return self._recency.ranks(
+                seqs, self._seqs_where, top_seq=self._last_seq, version=version
+            )
+
         return srch.search(
-            self._view,
-            q,
-            options,
-            with_vectors=with_vectors,
-            top_seq=self._last_seq,
-            rng=self._tail_rng,
+            self._view, q, options, with_vectors=with_vectors, ranks=ranks, rng=self._tail_rng
         )
+
+    def _seqs_where(self, flt: str) -> list[int]:
+        return [int(r["seq"]) for r in self._view.query(flt, ["seq"], limit=TOP_K_MAX)]

@@ -97,6 +97,11 @@ class Lookup:
         return max((h.committed for h in self.heads.values()), default=0)
 
     @property
+    def version(self) -> tuple[tuple[str, int], ...]:
+        """Every writer's committed seq: changes with every acknowledged write."""
+        return tuple(sorted((w, h.committed) for w, h in self.heads.items()))
+
+    @property
     def top(self) -> int:
         """The highest seq any writer reserved or committed."""
         return max((max(h.last, h.committed) for h in self.heads.values()), default=0)

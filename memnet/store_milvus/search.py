@@ -8,9 +8,9 @@ is not JSON-equal to the filter (Milvus Lite compares ``true`` equal to ``1``) m
 the search run again over exactly the memories that match, so a filtered search
 returns the exact top-k of the matching memories.
 
-Recency ranks (0 = newest live memory) are exact for the newest ``RECENCY_EXACT``
-memories; older memories are reported as ``RECENCY_EXACT`` (text models clip far
-below that). The softmax tail (``tail_samples``) is computed over a population of at
+Recency ranks (0 = newest live memory) come from ``recency.RecencyCache``: exact for
+the newest ``RECENCY_EXACT`` memories, older ones report ``RECENCY_EXACT`` (text
+models clip far below that). The softmax tail (``tail_samples``) is computed over a population of at
 most ``TAIL_POPULATION_MAX`` memories, fetched whole; a larger one is refused.
 """
 
@@ -34,10 +34,10 @@ from memnet.store_milvus.scoring import exact_scores, tail_estimate
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
 
-RECENCY_EXACT = 1024  # ranks below this are exact; older memories report this rank
 TAIL_POPULATION_MAX = 16_384  # memories a tail estimate may fetch (Milvus's query window)
 
 Call = Callable[[str, Callable[["MilvusClient", float], Any]], Any]  # (what, request)
+Ranks = Callable[[np.ndarray], dict[int, int]]  # unique seqs → recency rank
 _MISSING = object()
 
 
@@ -133,27 +133,6 @@ def candidates(view: BankView, q: np.ndarray, options: SearchOptions) -> list[li
     return _milvus_search(view, q, options, k=k, flt=expr.id_in(exact), fields=fields)
 
 
-def recency_ranks(view: BankView, seqs: np.ndarray, *, top_seq: int) -> dict[int, int]:
-    """Rank among live memories (0 = newest) of each seq in ``seqs``; RECENCY_EXACT for
-    memories older than the newest RECENCY_EXACT."""
-    if len(seqs) == 0:
-        return {}
-    oldest = int(seqs.min())
-    newer = view.query(f"seq >= {oldest}", ["seq"], limit=RECENCY_EXACT + 1)
-    if len(newer) > RECENCY_EXACT:  # find the newest RECENCY_EXACT: widen a window downwards
-        width = 2 * RECENCY_EXACT
-        while True:
-            low = top_seq - width
-            newer = view.query(f"seq > {low}", ["seq"], limit=TOP_K_MAX)
-            if len(newer) >= RECENCY_EXACT or low <= oldest:
-                break
-            width *= 4
-    live = np.sort(np.fromiter((int(r["seq"]) for r in newer), np.int64, len(newer)))[::-1]
-    live = live[:RECENCY_EXACT]  # (R,) newest first
-    rank = {int(s): i for i, s in enumerate(live.tolist())}
-    return {int(s): rank.get(int(s), RECENCY_EXACT) for s in seqs.tolist()}
-
-
 def assemble(
     view: BankView,
     q: np.ndarray,
@@ -161,7 +140,7 @@ def assemble(
     k: int,
     *,
     with_vectors: bool,
-    top_seq: int,
+    ranks: Ranks,
 ) -> SearchResult:
     """Exact scores, best first, padded to k, with recency (and vectors when asked)."""
     config = view.config
@@ -181,7 +160,7 @@ def assemble(
     scores = exact_scores(config.metric, q, keys).astype(np.float32)  # (B, k)
     scores[~valid] = -np.inf
     order = np.argsort(-scores, axis=1, kind="stable")  # (B, k): Milvus's order, re-checked
-    rank_of = recency_ranks(view, np.unique(seqs[valid]), top_seq=top_seq)
+    rank_of = ranks(np.unique(seqs[valid]))
     recency = np.full((B, k), -1, np.int64)
     for b in range(B):
         perm = order[b]
@@ -246,12 +225,12 @@ def search(
     options: SearchOptions,
     *,
     with_vectors: bool,
-    top_seq: int,
+    ranks: Ranks,
     rng: np.random.Generator,
 ) -> SearchResult:
     """Top ``options.k`` of validated (B, Dk) queries, exactly re-scored, best first."""
     rows = candidates(view, q, options)
-    result = assemble(view, q, rows, options.k, with_vectors=with_vectors, top_seq=top_seq)
+    result = assemble(view, q, rows, options.k, with_vectors=with_vectors, ranks=ranks)
     if options.tail_samples is None:
         return result
     return with_tail(view, q, result, options, rng=rng)

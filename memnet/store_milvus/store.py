@@ -65,7 +65,9 @@ class MilvusStore:
         if not self._ready:
             self._open()
 
-    def _handle(self, entry: BankEntry, last_seq: int) -> MilvusBank:
+    def _handle(
+        self, entry: BankEntry, last_seq: int, version: tuple[tuple[str, int], ...] = ()
+    ) -> MilvusBank:
         with self._mutex:
             bank = self._banks.get(entry.name)
             if bank is None or bank.entry.uid != entry.uid:
@@ -77,7 +79,7 @@ class MilvusStore:
                     last_seq=last_seq,
                 )
                 self._banks[entry.name] = bank
-            bank.seen_last_seq(last_seq)
+            bank.seen(last_seq, version)
             return bank
 
     def create_bank(self, config: BankConfig) -> MilvusBank:
@@ -111,7 +113,7 @@ class MilvusStore:
             with self._mutex:
                 self._banks.pop(name, None)
             raise NotFound(f"bank {name!r} not found", field="bank")
-        return self._handle(seen.entry, seen.last_seq)
+        return self._handle(seen.entry, seen.last_seq, seen.version)
 
     def banks(self) -> Sequence[MilvusBank]:
         self._check_ready()

@@ -13,7 +13,7 @@ from memnet.core.search_options import SearchOptions
 from memnet.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from memnet.store import BankConfig, IndexKind, IndexSpec, MemoryBatch, Metric
 from memnet.store import search as faiss_search
-from memnet.store_milvus import MilvusStore, scoring
+from memnet.store_milvus import MilvusStore, recency, scoring
 from memnet.store_milvus import search as milvus_search
 from memnet.store_milvus.catalog import CLAIM_TTL_S
 
@@ -175,14 +175,38 @@ def test_what_milvus_cannot_store_is_refused_by_field(milvus_store: MilvusStore)
 def test_recency_is_exact_for_the_newest_and_clipped_beyond(
     milvus_store: MilvusStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(milvus_search, "RECENCY_EXACT", 4)
+    monkeypatch.setattr(recency, "RECENCY_EXACT", 4)
     bank = milvus_store.create_bank(BankConfig(name="r", key_dim=4, value_dim=4, metric=Metric.L2))
     keys = _keys(10)
     bank.write(MemoryBatch(keys=keys, values=keys, ids=[f"m{i}" for i in range(10)]))
-    res = bank.search(keys, 1)
-    ranks = {row[0]: int(r[0]) for row, r in zip(res.ids, res.recency, strict=True)}
-    assert [ranks[f"m{i}"] for i in range(9, 5, -1)] == [0, 1, 2, 3]
-    assert all(ranks[f"m{i}"] == 4 for i in range(6))
+
+    def ranks() -> dict[str, int]:
+        res = bank.search(keys, 1)
+        return {row[0]: int(r[0]) for row, r in zip(res.ids, res.recency, strict=True)}
+
+    first = ranks()
+    assert [first[f"m{i}"] for i in range(9, 5, -1)] == [0, 1, 2, 3]
+    assert all(first[f"m{i}"] == 4 for i in range(6))
+    bank.delete(["m9"])  # this process's own change: the window is read again
+    assert ranks()["m8"] == 0 and ranks()["m5"] == 3
+
+
+def test_the_recency_window_follows_other_replicas_writes(
+    milvus_store: MilvusStore, milvus_settings: Any
+) -> None:
+    bank = milvus_store.create_bank(BankConfig(name="r", key_dim=4, value_dim=4, metric=Metric.L2))
+    keys = _keys(6)
+    bank.write(MemoryBatch(keys=keys[:5], values=keys[:5], ids=[f"m{i}" for i in range(5)]))
+    assert bank.search(keys[:1], 1).recency[0, 0] == 4  # m0 of m0..m4; the window is cached
+    other = MilvusStore(milvus_settings)
+    try:
+        other.bank("r").write(MemoryBatch(keys=keys[5:], values=keys[5:], ids=["m5"]))
+    finally:
+        other.close()
+    same_handle = bank.search(keys[5:], 1)  # no lookup since: m5 is newer than the window
+    assert same_handle.ids[0][0] == "m5" and same_handle.recency[0, 0] == 0
+    looked_up = milvus_store.bank("r").search(keys[:1], 1)  # a fresh lookup: new version
+    assert looked_up.recency[0, 0] == 5
 
 
 def test_a_tail_over_too_many_memories_is_a_clear_failed_precondition(
