@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -308,12 +309,14 @@ class MilvusBank:
 
         def ranks(seqs: np.ndarray) -> dict[int, int]:
             return self._recency.ranks(
-                seqs, self._seqs_where, top_seq=self._last_seq, version=version
+                seqs, partial(_seqs_where, self._view), top_seq=self._last_seq, version=version
             )
 
         return srch.search(
             self._view, q, options, with_vectors=with_vectors, ranks=ranks, rng=self._tail_rng
         )
 
-    def _seqs_where(self, flt: str) -> list[int]:
-        return [int(r["seq"]) for r in self._view.query(flt, ["seq"], limit=TOP_K_MAX)]
+
+def _seqs_where(view: srch.BankView, flt: str) -> list[int]:
+    """Seqs of the live memories matching ``flt`` (at most TOP_K_MAX)."""
+    return [int(r["seq"]) for r in view.query(flt, ["seq"], limit=TOP_K_MAX)]
