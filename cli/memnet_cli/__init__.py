@@ -26,6 +26,7 @@ _COMMAND_MODULES = [
     "memnet_cli.eval",
     "memnet_cli.serve",
     "memnet_cli.health",
+    "memnet_cli.repair",
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import faiss
 import numpy as np
 
-from memnet.core.search_options import MetadataFilter, SearchOptions
+from memnet.core.search_options import SearchOptions
 from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -76,7 +76,12 @@ class Bank:
             raise
         self._state = recovered.state
         self._files = BankFiles(
-            directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
+            directory,
+            name=config.name,
+            lock=lock,
+            wal=recovered.wal,
+            settings=settings,
+            log_records=recovered.report.records_replayed,
         )
         self.recovery: RecoveryReport = recovered.report
         with self._write_mutex:
@@ -244,6 +249,12 @@ class Bank:
             with self._rw.write():
                 self._state = fresh
 
+    def snapshot_if_due(self) -> None:
+        """Snapshot when the log is past its size or age limit (the store's timer calls this)."""
+        with self._write_mutex:
+            if not self._closed and self._files.wants_snapshot():
+                self._files.try_snapshot(self._state, "after an old log")
+
     def snapshot(self) -> None:
         """Write a snapshot and start a new, empty log."""
         with self._write_mutex:
@@ -332,7 +343,7 @@ class Bank:
         covers them all), and the value they read as: what a softmax over the top-k
         needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
         """
-        options = _options(
+        options = srch.options_of(
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
             tail_samples=tail_samples,
         )  # fmt: skip
@@ -372,32 +383,3 @@ class Bank:
                 with self._rw.write():
                     self._closed = True
                     self._dropped = dropped
-
-
-def _options(
-    k: int | SearchOptions,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
-    tail_samples: int | None,
-) -> SearchOptions:
-    """The search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
-    if isinstance(k, SearchOptions):
-        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
-            raise InvalidArgument(
-                "give the search knobs in the SearchOptions or as keywords, not both",
-                field="options",
-            )
-        return k
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
-    return SearchOptions(
-        k=int(k),
-        ef_search=ef_search,
-        nprobe=nprobe,
-        metadata_filter=None
-        if metadata_filter is None
-        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
-        tail_samples=tail_samples,
-    )

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from memnet.errors import ResourceExhausted
-from memnet.store import snapshot
+from memnet.store import fs, logstate, snapshot
 from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.locks import DirLock
 from memnet.store.records import Record
@@ -34,12 +34,15 @@ class BankFiles:
         lock: DirLock,
         wal: WriteAheadLog,
         settings: StoreSettings,
+        log_records: int = 0,
     ) -> None:
+        """``log_records``: records the log already holds (replayed when the bank opened)."""
         self.directory = directory
         self.name = name
         self._lock = lock
         self._wal = wal
         self._settings = settings
+        self._log_records = log_records
         self._closed = False
 
     @property
@@ -63,6 +66,7 @@ class BankFiles:
     def append(self, record: Record) -> None:
         """Append ``record`` to the log, durable per the fsync policy when this returns."""
         self._wal.append(record)
+        self._log_records += 1
 
     def sync(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
@@ -70,7 +74,17 @@ class BankFiles:
             self._wal.sync()
 
     def wants_snapshot(self) -> bool:
-        return self._wal.record_bytes >= self._settings.snapshot_after_log_bytes
+        """True when the log passed ``snapshot_after_log_bytes`` or
+        ``snapshot_after_log_records``, or has held records for ``snapshot_after_log_age_s``
+        (each bounds how long reopening the bank takes)."""
+        wal, s = self._wal, self._settings
+        if (
+            wal.record_bytes >= s.snapshot_after_log_bytes
+            or self._log_records >= s.snapshot_after_log_records
+        ):
+            return True
+        age_s = wal.oldest_record_age_s()
+        return age_s is not None and age_s >= s.snapshot_after_log_age_s
 
     def snapshot(self, state: BankState) -> None:
         """Write a snapshot of ``state``, start a new empty log, drop older logs and snapshots."""
@@ -83,10 +97,12 @@ class BankFiles:
             s = self._settings
             with disk_full_as_resource_exhausted(f"cannot start log {path.name} of {self.name}"):
                 self._wal = WriteAheadLog(path, policy=s.fsync, interval_ms=s.fsync_interval_ms)
+                logstate.write(directory, logstate.for_new_log(path, self._wal.synced_bytes))
             old.close()
+        self._log_records = 0
         for p in directory.glob("wal-*.log"):
             if p != path:
-                p.unlink()
+                fs.get().unlink(p)
         snapshot.remove_older(directory, seq)
 
     def try_snapshot(self, state: BankState, when: str) -> bool:
@@ -117,5 +133,22 @@ class BankFiles:
             self._closed = True
             try:
                 self._wal.close()
+                self._record_synced_size()
             finally:
                 self._lock.release()
+
+    def _record_synced_size(self) -> None:
+        """Note in ``log-state.json`` how much of the (closed, fsynced) log is on disk."""
+        wal = self._wal
+        try:
+            current = logstate.read(self.directory)
+        except logstate.LogStateError:
+            current = None
+        created = current.created_ns if current is not None and current.log == wal.path.name else 0
+        state = logstate.for_new_log(wal.path, wal.synced_bytes)
+        if created:
+            state = logstate.LogState(wal.path.name, created, wal.synced_bytes)
+        try:
+            logstate.write(self.directory, state)
+        except OSError as err:  # e.g. a full disk: the log itself is closed and whole
+            LOG.warning("bank %s: could not record the log's synced size: %s", self.name, err)

@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from operator import itemgetter
+from typing import Any
 
 import faiss
 import numpy as np
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
+from memnet.errors import InvalidArgument
 from memnet.store import index as ix
 from memnet.store.state import BankState
 from memnet.store.types import BankConfig, IndexKind, Metric, SearchResult
@@ -300,3 +303,32 @@ def search(
         cached=cached,
     )
     return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
+
+
+def options_of(
+    k: int | SearchOptions,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, Any] | None,
+    tail_samples: int | None,
+) -> SearchOptions:
+    """A search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
+    if isinstance(k, SearchOptions):
+        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
+            raise InvalidArgument(
+                "give the search knobs in the SearchOptions or as keywords, not both",
+                field="options",
+            )
+        return k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
+    return SearchOptions(
+        k=int(k),
+        ef_search=ef_search,
+        nprobe=nprobe,
+        metadata_filter=None
+        if metadata_filter is None
+        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
+        tail_samples=tail_samples,
+    )

@@ -109,10 +109,15 @@ class StoreSettings:
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_ms: int = 50
     snapshot_after_log_bytes: int = 256 * 1024 * 1024  # snapshot + truncate the log past this
+    # ... or once it holds this many records (replay costs per record as well as per byte)
+    snapshot_after_log_records: int = 50_000
+    # ... or once its oldest record is this old (bounds the replay of a slowly growing log)
+    snapshot_after_log_age_s: float = 3600.0
     limits: StoreLimits = field(default_factory=StoreLimits)
     snapshot_on_close: bool = True  # close() snapshots a bank whose log holds records
     compact_dead_fraction: float = 0.5  # rebuild arrays + index when dead slots pass this share
     compact_min_dead: int = 1024  # ... and number at least this many
+    open_threads: int = 4  # banks opened (logs replayed) at once when the store opens
 
 
 @dataclass

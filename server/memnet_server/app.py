@@ -54,6 +54,9 @@ SERVICE_NAMES: tuple[str, ...] = (
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
 )
 HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads to return
+# Health name that is SERVING once every bank has opened (or been quarantined); the
+# service itself ("") serves the open banks while others still replay their logs.
+BANKS_HEALTH_NAME = "memnet.banks"
 
 
 def load_models(settings: ServerSettings) -> ModelCatalog:
@@ -165,6 +168,27 @@ class MemnetService(grpc.Server):
         return int(self.server.add_secure_port(address, server_credentials))
 
 
+def _serve_when_banks_open(
+    store: MemoryStore, health_servicer: health.HealthServicer, wait_s: float
+) -> None:
+    """SERVING once every bank opened, or after ``wait_s`` with the banks that have; then
+    ``BANKS_HEALTH_NAME`` turns SERVING when the last one has opened."""
+    all_open = store.wait_until_open(wait_s)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if all_open:
+        health_servicer.set(BANKS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+        return
+    LOG.warning("serving while banks still open: %s", ", ".join(store.status().opening))
+
+    def wait_for_the_rest() -> None:
+        store.wait_until_open()
+        health_servicer.set(BANKS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+        LOG.info("every bank is open")
+
+    threading.Thread(target=wait_for_the_rest, name="memnet-banks-open", daemon=True).start()
+
+
 def create_server(
     settings: ServerSettings, *, models: ModelCatalog | None = None
 ) -> tuple[MemnetService, int]:
@@ -185,8 +209,11 @@ def create_server(
                 fsync=settings.fsync,
                 fsync_interval_ms=settings.fsync_interval_ms,
                 snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
+                snapshot_after_log_records=settings.snapshot_after_log_records,
+                snapshot_after_log_age_s=settings.snapshot_after_log_age_s,
                 limits=StoreLimits(max_k=max(settings.max_k, 1)),
             ),
+            open_in_background=True,
         )
     try:
         return _assemble(settings, store, catalog, started)
@@ -227,7 +254,7 @@ def _assemble(
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *SERVICE_NAMES, BANKS_HEALTH_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -263,6 +290,8 @@ def _assemble(
                 f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
             ) from error
     server.start()
+    if isinstance(store, MemoryStore):
+        _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
     service.store_health = StoreHealth(store, health_servicer, ("", *SERVICE_NAMES))
     LOG.info(
         "serving",

@@ -43,6 +43,18 @@ class ServerSettings(BaseSettings):
     snapshot_after_log_mib: int = Field(
         default=256, ge=1, description="Snapshot a bank and truncate its log past this size."
     )
+    snapshot_after_log_records: int = Field(
+        default=50_000, ge=1, description="... or once its log holds this many records."
+    )
+    snapshot_after_log_age_s: float = Field(
+        default=3600.0, gt=0, description="... or once its oldest record is this old."
+    )
+    bank_open_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="At startup, wait this long for every bank to open before reporting "
+        "SERVING; banks still opening then serve once open (health 'memnet.banks').",
+    )
 
     # Where banks live: the embedded FAISS store (data_dir), or Milvus (stateless replicas).
     store: Literal["faiss", "milvus"] = Field(

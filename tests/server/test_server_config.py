@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -157,6 +158,23 @@ def test_snapshot_after_log_mib_bounds_the_log(start_server: StartServer) -> Non
     bank_dir = next(server.settings.data_dir.rglob("big"))
     assert list(bank_dir.glob("snapshot-*"))
     assert sum(p.stat().st_size for p in bank_dir.glob("wal-*.log")) < 2 * 1024 * 1024
+
+
+def test_snapshot_after_log_records_and_age_bound_the_log(start_server: StartServer) -> None:
+    by_records = start_server(snapshot_after_log_records=2)
+    by_records.vector_bank("b")
+    for i in range(2):
+        by_records.write_vectors("b", np.ones((1, 8), np.float32), ids=[f"m{i}"])
+    bank_dir = next(by_records.settings.data_dir.rglob("b"))
+    assert [p.name for p in bank_dir.glob("snapshot-*")] == [f"snapshot-{2:020d}"]
+    by_age = start_server(snapshot_after_log_age_s=0.2, data_dir=bank_dir.parents[2] / "aged")
+    by_age.vector_bank("old")
+    by_age.write_vectors("old", np.ones((1, 8), np.float32), ids=["m0"])
+    old_dir = next(by_age.settings.data_dir.rglob("old"))
+    deadline = time.monotonic() + 10
+    while not list(old_dir.glob("snapshot-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(old_dir.glob("snapshot-*")), "the store's timer snapshots an old log"
 
 
 def test_ports_in_use_fail_startup_clearly(start_server: StartServer, tmp_path: Path) -> None:

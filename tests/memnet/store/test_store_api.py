@@ -211,9 +211,9 @@ def test_fsync_interval_flusher_syncs_in_the_background(
     bank.write(batch(_keys(3, 1)))
     assert threading.current_thread().name not in synced_by, "no fsync inside the interval"
     deadline = time.monotonic() + 10
-    while "memnet-wal-flush" not in synced_by and time.monotonic() < deadline:
+    while "memnet-store-timer" not in synced_by and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert "memnet-wal-flush" in synced_by, "the flusher thread fsyncs the rest"
+    assert "memnet-store-timer" in synced_by, "the flusher thread fsyncs the rest"
     assert not wal._dirty
     store.close()
 
