@@ -51,3 +51,10 @@ class PermissionDenied(MemnetError):
 
 class DeadlineExceeded(MemnetError):
     """The caller's deadline passed before the work finished (DEADLINE_EXCEEDED)."""
+
+
+class Unavailable(MemnetError):
+    """A service the store depends on (e.g. Milvus) cannot be reached (gRPC UNAVAILABLE).
+
+    The call may be retried; a write that failed this way may or may not have been stored.
+    """

@@ -27,6 +27,12 @@ _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--metrics-bank-labels", "metrics_bank_labels", str, "names | hashed | none (default hashed)"),
     ("--data-dir", "data_dir", Path, "directory holding every bank (default ./memnet-data)"),
     ("--fsync", "fsync", str, "always | interval | none (default always)"),
+    ("--store", "store", str, "where banks live: faiss (data dir) | milvus (default faiss)"),
+    ("--milvus-uri", "milvus_uri", str, "Milvus URI (default http://127.0.0.1:19530)"),
+    ("--milvus-token", "milvus_token", str, "Milvus user:password or API key (prefer the env)"),
+    ("--milvus-db", "milvus_db", str, "Milvus database (default default)"),
+    ("--milvus-collection-prefix", "milvus_collection_prefix", str, "default memnet_"),
+    ("--milvus-timeout-s", "milvus_timeout_s", float, "per Milvus request (default 10)"),
     ("--models-dir", "models_dir", Path, "model repository: NAME/VERSION/model.pt or *.pt"),
     ("--model-poll-s", "model_poll_s", float, "rescan --models-dir every N s, 0 = off (30)"),
     ("--default-model", "default_model", str, "model of banks created without one"),
@@ -87,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server, port = create_server(settings)
-    LOG.info("memnet serving on %s:%d (data in %s)", settings.host, port, settings.data_dir)
+    where = f"Milvus at {settings.milvus_uri}" if settings.store == "milvus" else settings.data_dir
+    LOG.info("memnet serving on %s:%d (banks in %s)", settings.host, port, where)
     while not stop_requested.wait(0.5):
         pass
     server.stop(settings.grace_s).wait()

@@ -32,6 +32,7 @@ from memnet.api.v1 import (
 from memnet.errors import FailedPrecondition
 from memnet.serving.repository import ModelRepository
 from memnet.store import MemoryStore
+from memnet.store.interface import BankStore
 from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
 from memnet_server.binding import ModelCatalog
@@ -45,6 +46,7 @@ from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer
 from memnet_server.servicers.model import ModelServicer
 from memnet_server.servicers.query import QueryServicer
+from memnet_server.store_health import StoreHealth, bank_sizes, open_milvus_store
 
 LOG = logging.getLogger(__name__)
 
@@ -113,6 +115,7 @@ class MemnetService(grpc.Server):
         self._stopped: threading.Event | None = None
         self._stop_lock = threading.Lock()
         self.poller: ModelPoller | None = None
+        self.store_health: StoreHealth | None = None  # set once the server has started
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """NOT_SERVING → drain for ``grace`` seconds → stop → close the store. Idempotent;
@@ -122,6 +125,8 @@ class MemnetService(grpc.Server):
                 return self._stopped
             self._stopped = threading.Event()
         LOG.info("shutting down", extra={"grace_s": grace})
+        if self.store_health is not None:
+            self.store_health.stop()
         self.health.enter_graceful_shutdown()
         grpc_done = self.server.stop(grace)
         done = self._stopped
@@ -207,18 +212,22 @@ def create_server(
     """
     started = time.perf_counter()
     catalog = models if models is not None else load_models(settings)
-    store = MemoryStore(
-        settings.data_dir,
-        StoreSettings(
-            fsync=settings.fsync,
-            fsync_interval_ms=settings.fsync_interval_ms,
-            snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
-            snapshot_after_log_records=settings.snapshot_after_log_records,
-            snapshot_after_log_age_s=settings.snapshot_after_log_age_s,
-            limits=StoreLimits(max_k=max(settings.max_k, 1)),
-        ),
-        open_in_background=True,
-    )
+    store: BankStore
+    if settings.store == "milvus":
+        store = open_milvus_store(settings, StoreLimits(max_k=max(settings.max_k, 1)))
+    else:
+        store = MemoryStore(
+            settings.data_dir,
+            StoreSettings(
+                fsync=settings.fsync,
+                fsync_interval_ms=settings.fsync_interval_ms,
+                snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
+                snapshot_after_log_records=settings.snapshot_after_log_records,
+                snapshot_after_log_age_s=settings.snapshot_after_log_age_s,
+                limits=StoreLimits(max_k=max(settings.max_k, 1)),
+            ),
+            open_in_background=True,
+        )
     try:
         return _assemble(settings, store, catalog, started)
     except BaseException:
@@ -227,7 +236,7 @@ def create_server(
 
 
 def _assemble(
-    settings: ServerSettings, store: MemoryStore, catalog: ModelCatalog, started: float
+    settings: ServerSettings, store: BankStore, catalog: ModelCatalog, started: float
 ) -> tuple[MemnetService, int]:
     metrics = Metrics()
     engine = Engine(store, catalog, settings, observe_batch=metrics.observe_batch)
@@ -290,7 +299,7 @@ def _assemble(
     if settings.metrics_port:
         labels = settings.metrics_bank_labels
         metrics.watch_banks(
-            lambda: [(bank.name, bank.count()) for bank in store.banks()],
+            lambda: bank_sizes(store),
             labels=labels,
             key=label_key(settings.data_dir) if labels == "hashed" else None,
         )
@@ -305,15 +314,18 @@ def _assemble(
     server.start()
     if service.poller is not None:
         service.poller.start()
-    _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
-    _resume_reindexes_when_open(store, engine)
+    if isinstance(store, MemoryStore):
+        _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
+        _resume_reindexes_when_open(store, engine)
+    service.store_health = StoreHealth(store, health_servicer, ("", *SERVICE_NAMES))
     LOG.info(
         "serving",
         extra={
             "address": f"{settings.host}:{port}",
             "tls": credentials is not None,
             "auth": keys is not None,
-            "banks": len(store.banks()),
+            "store": settings.store,
+            "banks": len(bank_sizes(store)),
             "default_model": engine.default_model,
             "startup_s": round(time.perf_counter() - started, 3),
         },

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from memnet.errors import InvalidArgument
@@ -60,6 +60,26 @@ class ServerSettings(BaseSettings):
         ge=0,
         description="At startup, wait this long for every bank to open before reporting "
         "SERVING; banks still opening then serve once open (health 'memnet.banks').",
+    )
+
+    # Where banks live: the embedded FAISS store (data_dir), or Milvus (stateless replicas).
+    store: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="Bank store: faiss (in data_dir) or milvus (shared)."
+    )
+    milvus_uri: str = Field(
+        default="http://127.0.0.1:19530", description="Milvus (or Milvus Lite server) URI."
+    )
+    milvus_token: SecretStr | None = Field(
+        default=None, description='Milvus credentials, "user:password" or an API key.'
+    )
+    milvus_db: str = Field(default="default", description="Milvus database of the banks.")
+    milvus_collection_prefix: str = Field(
+        default="memnet_",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$",
+        description="Prefix of every Milvus collection memnet makes.",
+    )
+    milvus_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="Longest wait for one Milvus request."
     )
 
     # Models.

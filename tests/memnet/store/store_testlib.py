@@ -1,7 +1,10 @@
-"""Shared helpers of the store tests: seeded clustered data and a brute-force oracle."""
+"""Shared helpers of the store tests: seeded clustered data, a brute-force oracle, and
+the store backends the contract tests run against (``Backend``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,23 @@ from memnet.store import (
     logstate,
 )
 from memnet.store.frames import MAGIC
+from memnet.store.interface import BankStore
+
+FAISS, MILVUS = "faiss", "milvus"
+
+
+@dataclass
+class Backend:
+    """One store backend under test: ``open(**StoreSettings fields)`` opens a store over
+    the same data each time (a second ``open`` after ``close`` is a reopen)."""
+
+    name: str
+    open: Callable[..., BankStore]
+
+    @property
+    def faiss(self) -> bool:
+        """FAISS-only assertions (log, snapshots, slots) run when this is True."""
+        return self.name == FAISS
 
 
 def clustered(
