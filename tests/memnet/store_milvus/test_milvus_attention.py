@@ -11,7 +11,7 @@ import pytest
 from memnet.core.search_options import SearchOptions
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import AttentionMode, QueryOutput, ServedModel
-from memnet.serving.registry import CHECKPOINT_DIR
+from memnet.serving.repository import CHECKPOINT_DIR
 from memnet.serving.text_model import TextMemoryModel
 from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store import BankConfig, MemoryBatch, MemoryStore, Metric
