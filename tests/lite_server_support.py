@@ -18,10 +18,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 START_TIMEOUT_S = 120.0  # a cold start imports pyarrow and faiss on a busy machine
+CONNECT_TIMEOUT_S = 60.0  # pymilvus gives up after 10 s; a busy shared Lite can take longer
 
 _LAUNCHER = """
 import signal, sys
@@ -117,6 +119,13 @@ class LiteServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
+
+
+def lite_client(uri: str, db_name: str = "") -> Any:
+    """A pymilvus client for a test's own checks on the Lite server, patient with a busy one."""
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri, db_name=db_name, timeout=CONNECT_TIMEOUT_S)
 
 
 def unique_prefix() -> str:

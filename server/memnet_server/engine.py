@@ -212,12 +212,7 @@ class Engine:
             )
         except ValidationError as error:
             raise validation_error(error, prefix="spec") from error
-        try:
-            bank = self.store.create_bank(config)
-        except InvalidArgument as error:  # the store names BankConfig fields: index.kind
-            if not (error.field or "").startswith("index."):
-                raise
-            raise InvalidArgument(str(error), field=f"spec.{error.field}") from error
+        bank = self.store.create_bank(config)  # index errors: the servicer names spec.index...
         LOG.info(
             "created bank %s (model %s, %s)", config.name, version.ref, config.index.kind.value
         )

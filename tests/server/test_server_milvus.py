@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
-from lite_server_support import LiteServer, unique_prefix
+from lite_server_support import LiteServer, lite_client, unique_prefix
 from server_support import Running, StartServer, rpc_error
 
 from memnet.api.tensors import to_tensor
@@ -47,9 +47,8 @@ def _query(server: Running, bank: str, *, timeout: float = 30) -> query_pb2.Quer
 
 
 def _collections(uri: str, db: str = "default") -> list[str]:
-    from pymilvus import MilvusClient
 
-    client = MilvusClient(uri=uri, db_name=db)
+    client = lite_client(uri, db)
     try:
         return list(client.list_collections())
     finally:
@@ -59,10 +58,9 @@ def _collections(uri: str, db: str = "default") -> list[str]:
 def test_milvus_settings_take_effect(
     start_server: StartServer, milvus_lite: LiteServer, tmp_path: Path
 ) -> None:
-    from pymilvus import MilvusClient
 
     db = f"db{unique_prefix()}".rstrip("_")
-    client = MilvusClient(uri=milvus_lite.uri)
+    client = lite_client(milvus_lite.uri)
     client.create_database(db)
     client.close()
     prefix = unique_prefix()
@@ -98,7 +96,7 @@ def test_milvus_settings_take_effect(
         )
     )
     assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert refused.details().startswith("spec.index.kind:")
+    assert refused.details().startswith("spec.index.kind 'ivf_pq' is not available on the milvus")
 
 
 def test_the_token_reaches_the_milvus_client(milvus_lite: LiteServer) -> None:

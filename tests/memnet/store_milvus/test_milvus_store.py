@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from lite_server_support import lite_client
 
 from memnet.core.search_options import SearchOptions
 from memnet.errors import AlreadyExists, FailedPrecondition, InvalidArgument
@@ -45,13 +46,12 @@ def test_index_kinds_without_a_milvus_index_are_refused(
 
 
 def test_index_build_parameters_reach_milvus(milvus_store: MilvusStore) -> None:
-    from pymilvus import MilvusClient
 
     hnsw = milvus_store.create_bank(
         _config("h", kind=IndexKind.HNSW, hnsw_m=12, ef_construction=50)
     )
     ivf = milvus_store.create_bank(_config("i", kind=IndexKind.IVF, nlist=7))
-    client = MilvusClient(uri=milvus_store.settings.uri)
+    client = lite_client(milvus_store.settings.uri)
     try:
         h = client.describe_index(hnsw.entry.collection, "key")
         i = client.describe_index(ivf.entry.collection, "key")
@@ -103,9 +103,8 @@ def test_concurrent_creations_of_one_name_make_one_bank(
         thread.join(120)
     assert sorted(outcomes) == ["created", "exists", "exists"]
     prefix = milvus_settings.collection_prefix
-    from pymilvus import MilvusClient
 
-    client = MilvusClient(uri=milvus_settings.uri)
+    client = lite_client(milvus_settings.uri)
     try:
         collections = [c for c in client.list_collections() if c.startswith(f"{prefix}bank_")]
     finally:
@@ -138,9 +137,7 @@ def test_orphans_of_a_dead_replica_are_swept(
     assert CLAIM_TTL_S > 0
     reopened = MilvusStore(milvus_settings)  # sweeps at open
     try:
-        from pymilvus import MilvusClient
-
-        client = MilvusClient(uri=milvus_settings.uri)
+        client = lite_client(milvus_settings.uri)
         prefix = milvus_settings.collection_prefix
         left = [c for c in client.list_collections() if c.startswith(f"{prefix}bank_")]
         client.close()
