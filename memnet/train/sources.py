@@ -109,7 +109,8 @@ def load_eval_data(
     """Test (or other split) examples for ``ckpt``, tensorised with its vocabulary and sizes.
 
     From ``data_dir`` (bAbI files of ``split``; ``tasks`` as numbers, default the
-    checkpoint's) or from ``files`` (``tasks`` as names, default every task in them).
+    checkpoint's) or from ``files`` (``tasks`` as names; default the checkpoint's tasks
+    found in the files, or every task in them when none is).
     """
     dims = {
         "memory_size": ckpt.memory_size,
@@ -120,7 +121,8 @@ def load_eval_data(
         table = TaskTable(dict(ckpt.task_names))
         examples = read_examples(files, table)
         present = sorted({ex.task for ex in examples})
-        chosen = table.select(tasks) if tasks else present
+        trained = [t for t in present if t in ckpt.task_names]
+        chosen = table.select(tasks) if tasks else (trained or present)
         examples = of_tasks(examples, chosen)
         if not examples:
             raise InvalidArgument(f"no question of tasks {tasks!r} in the files", field="tasks")

@@ -177,7 +177,7 @@ def _verdict(questions: Sequence[_Question], members: frozenset[str]) -> Verdict
     for q in questions:
         in_question = members & q.question
         in_answer = members & q.answer_parts
-        present |= (q.story & members) | in_question
+        present |= (q.story & members) | in_question | in_answer
         asked = asked or bool(in_question or in_answer)
         rule = rule or bool(in_answer - q.story)
         if in_question - q.story:
