@@ -31,7 +31,7 @@ class Example:
     story: tuple[tuple[str, ...], ...]  # tokenised statements, oldest first
     line_ids: tuple[int, ...]  # the bAbI line number of each statement
     question: tuple[str, ...]
-    answer: str  # one answer class; list answers stay joined ("milk,apple")
+    answer: str  # one answer class; list answers stay joined ("a,b")
     supporting: tuple[int, ...]  # line numbers of the supporting facts
     story_id: int = 0  # 0-based index of the story in its file; its questions share it
 

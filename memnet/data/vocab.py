@@ -17,7 +17,7 @@ _NON_WORD = re.compile(r"[^\w\s]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """'Where is Mary?' -> ['where', 'is', 'mary']."""
+    """'Hello, World!' -> ['hello', 'world']."""
     return _NON_WORD.sub(" ", text.lower()).split()
 
 

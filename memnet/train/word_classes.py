@@ -18,14 +18,14 @@ read off the training examples; no word list is given:
    - *asked about* when its members occur in questions or answers. It is **safe**
      when every answer member also occurs in the question's statements, and the
      questions that name a member missing from their statements all have one answer
-     (e.g. "no"): the answer depends on equality of words alone;
+     (a fixed "not so" answer): the answer depends on equality of words alone;
    - **relational** when those questions have different answers (the missing word
-     relates to the statements through its meaning, as "east of" to "west of"): not
-     renamed in that task;
+     relates to the statements through its meaning, as "up from" to "down from"):
+     not renamed in that task;
    - **rule-answered** when some answer member is missing from its question's
-     statements (the answer follows from other words by a fixed rule, "tired" ->
-     "bedroom"): no class at all is renamed in that task, since the rule may hang on
-     any of them;
+     statements (the answer follows from other words by a fixed rule, "sleepy" ->
+     "den"): no class at all is renamed in that task, since the rule may hang on any
+     of them;
    - *story-only* when its members occur in statements only: renamed when the class
      is safe in at least one task that asks about it.
 
