@@ -22,6 +22,12 @@ read off the training examples; no word list is given:
    - **relational** when those questions have different answers (the missing word
      relates to the statements through its meaning, as "up from" to "down from"):
      not renamed in that task;
+   - **predictive** when the question's words predict its answer better than the
+     same question with the class's members replaced by their pattern of equality
+     ("is #0 bigger than #1?"): by more than ``PREDICTIVE_NATS`` of held-out
+     log-likelihood per question (leave-one-out counts, add-one smoothing). The
+     members' identities then carry a real signal (the data give each one fixed
+     properties), which renaming would train the model to ignore: not renamed there;
    - **rule-answered** when some answer member is missing from its question's
      statements (the answer follows from other words by a fixed rule, "sleepy" ->
      "den"): no class at all is renamed in that task, since the rule may hang on any
@@ -36,14 +42,16 @@ result is the same, word for word, on a copy of the data whose vocabulary is ren
 from __future__ import annotations
 
 import itertools
-from collections import defaultdict
-from collections.abc import Sequence
+import math
+from collections import Counter, defaultdict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from memnet.data.babi import Example
 
 MIN_OVERLAP = 0.3  # share of templates two words must both fill to be linked
+PREDICTIVE_NATS = 0.1  # log-likelihood per question the identities must add to count
 
 
 class Verdict(StrEnum):
@@ -51,6 +59,7 @@ class Verdict(StrEnum):
 
     SAFE = "safe"
     RELATIONAL = "relational"
+    PREDICTIVE = "predictive"
     RULE_ANSWERED = "rule-answered"
     STORY_ONLY = "story-only"
 
@@ -162,11 +171,27 @@ class _Question:
     question: frozenset[str]
     answer_parts: frozenset[str]
     answer: str
+    words: tuple[str, ...]  # the question in order
 
     @classmethod
     def of(cls, ex: Example) -> _Question:
         story = frozenset(w for s in ex.story for w in s)
-        return cls(story, frozenset(ex.question), frozenset(ex.answer.split(",")), ex.answer)
+        parts = frozenset(ex.answer.split(","))
+        return cls(story, frozenset(ex.question), parts, ex.answer, ex.question)
+
+    def pattern(self, members: frozenset[str]) -> tuple[tuple[str, ...], str]:
+        """The question and answer with each member replaced by its order of first
+        appearance in the question ("#0", "#1"; "#new" for an answer member it lacks)."""
+        order: dict[str, int] = {}
+        for w in self.words:
+            if w in members:
+                order.setdefault(w, len(order))
+        question = tuple(f"#{order[w]}" if w in order else w for w in self.words)
+        answer = ",".join(
+            (f"#{order[p]}" if p in order else "#new") if p in members else p
+            for p in self.answer.split(",")
+        )
+        return question, answer
 
 
 def _verdict(questions: Sequence[_Question], members: frozenset[str]) -> Verdict | None:
@@ -188,7 +213,37 @@ def _verdict(questions: Sequence[_Question], members: frozenset[str]) -> Verdict
         return Verdict.STORY_ONLY
     if rule:
         return Verdict.RULE_ANSWERED
-    return Verdict.RELATIONAL if len(absent_answers) > 1 else Verdict.SAFE
+    if len(absent_answers) > 1:
+        return Verdict.RELATIONAL
+    return (
+        Verdict.PREDICTIVE if _identity_gain(questions, members) > PREDICTIVE_NATS else Verdict.SAFE
+    )
+
+
+def _identity_gain(questions: Sequence[_Question], members: frozenset[str]) -> float:
+    """Held-out log-likelihood per question of the answer given the question, minus that
+    of the pattern answer given the pattern question (``_Question.pattern``), in nats."""
+    asked = [q for q in questions if members & q.question]
+    if not asked:
+        return 0.0
+    patterns = [q.pattern(members) for q in asked]
+    identity = _loo_log_likelihood([(q.words, q.answer) for q in asked])
+    return identity - _loo_log_likelihood(patterns)
+
+
+def _loo_log_likelihood(pairs: Sequence[tuple[Hashable, str]]) -> float:
+    """Mean log P(answer | key), each pair predicted from the counts of the others with
+    add-one smoothing over the answers seen."""
+    counts: dict[Hashable, Counter[str]] = defaultdict(Counter)
+    for key, answer in pairs:
+        counts[key][answer] += 1
+    n_answers = len({answer for _, answer in pairs})
+    total = 0.0
+    for key, answer in pairs:
+        c = counts[key]
+        others_alike = c[answer] - 1  # the pair itself left out
+        total += math.log((others_alike + 1) / (c.total() - 1 + n_answers))
+    return total / len(pairs)
 
 
 def discover(examples: Sequence[Example], *, min_overlap: float = MIN_OVERLAP) -> WordClassReport:
