@@ -126,3 +126,21 @@ def test_discovery_on_renamed_words_finds_the_renamed_classes_in_the_same_order(
     plain, copy = discover(examples), discover([renamed(ex) for ex in examples])
     assert copy.classes == tuple(tuple(rename[w] for w in c) for c in plain.classes)
     assert copy.verdicts == plain.verdicts and copy.renamed == plain.renamed
+
+
+def test_members_whose_identity_predicts_the_answer_are_not_renamed() -> None:
+    rng = random.Random(4)
+    examples = _where_task(rng)
+    size = {"ant": 1, "cup": 2, "box": 3, "van": 4}  # fixed by the "generator"
+    for i in range(200):
+        a, b = rng.sample(sorted(size), 2)
+        small, big = sorted((a, b), key=size.__getitem__)
+        story = [f"the {small} fits in the {big}.", f"{rng.choice(PEOPLE)} went to the hall."]
+        answer = "yes" if size[a] > size[b] else "no"
+        examples.append(_ex(2, story, f"is the {a} bigger than the {b}?", answer, 100 + i))
+    report = discover(examples)
+    things = next(i for i, c in enumerate(report.classes) if "van" in c)
+    rooms = next(i for i, c in enumerate(report.classes) if "den" in c)
+    assert report.verdicts[(things, 2)] is Verdict.PREDICTIVE  # "van" is always bigger
+    assert things not in report.renamed[2]
+    assert report.verdicts[(rooms, 1)] is Verdict.SAFE  # where someone is: no room is special
