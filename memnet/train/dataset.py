@@ -204,13 +204,20 @@ def _check_answers(examples: Sequence[Example], answers: Vocabulary) -> None:
 
 def read_word_list(path: Path, *, with_nil: bool) -> Vocabulary:
     """A vocabulary (or answer list) from a file: one entry a line, in file order."""
-    entries = [line.strip() for line in read_lines(path) if line.strip()]
+    entries: dict[str, int] = {}  # entry -> line
+    for lineno, line in enumerate(read_lines(path), start=1):
+        entry = line.strip()
+        if not entry or entry == NIL:
+            continue
+        if entry in entries:
+            raise InvalidArgument(
+                f"{path}:{lineno}: {entry!r} is listed twice (line {entries[entry]})",
+                field="vocab",
+            )
+        entries[entry] = lineno
     if not entries:
         raise InvalidArgument(f"{path}: the list is empty", field="vocab")
-    if len(set(entries)) != len(entries):
-        dup = next(e for e in entries if entries.count(e) > 1)
-        raise InvalidArgument(f"{path}: {dup!r} is listed twice", field="vocab")
-    return Vocabulary(tuple(([NIL] if with_nil else []) + [e for e in entries if e != NIL]))
+    return Vocabulary(tuple(([NIL] if with_nil else []) + list(entries)))
 
 
 def babi_files(

@@ -167,3 +167,17 @@ def test_a_copy_with_every_word_renamed_trains_the_same_weights(tmp_path: Path) 
     assert found == [
         [words.forward[w] for w in c] for c in plain.metrics["word_classes"]["classes"]
     ]
+
+
+def test_a_word_list_with_a_repeated_entry_names_file_and_line(tmp_path: Path) -> None:
+    from memnet.train.dataset import read_word_list
+
+    words = tmp_path / "words.txt"
+    words.write_text("kilo\n\nlab\nkilo\n")
+    with pytest.raises(InvalidArgument, match=r"words.txt:4: 'kilo' is listed twice \(line 1\)"):
+        read_word_list(words, with_nil=True)
+    words.write_text("\n\n")
+    with pytest.raises(InvalidArgument, match=r"words\.txt: the list is empty"):
+        read_word_list(words, with_nil=False)
+    words.write_text("lab\ndock\n")
+    assert read_word_list(words, with_nil=True).words == ("<nil>", "lab", "dock")
