@@ -80,12 +80,19 @@ class WordClassReport:
     def describe(self, task_names: dict[int, str] | None = None) -> str:
         """One line per class: its words and the tasks where it is renamed or not, and why."""
         names = task_names or {}
+        rule_tasks = {t for (_, t), v in self.verdicts.items() if v is Verdict.RULE_ANSWERED}
         lines = []
         for c, members in enumerate(self.classes):
             used = sorted(t for (k, t) in self.verdicts if k == c)
             renamed = [t for t in used if c in self.renamed.get(t, ())]
-            kept = [f"{_task(t, names)} ({self.verdicts[(c, t)].value})" for t in used]
-            kept = [k for t, k in zip(used, kept, strict=True) if t not in renamed]
+            kept = []
+            for t in used:
+                if t in renamed:
+                    continue
+                why = self.verdicts[(c, t)].value
+                if t in rule_tasks and self.verdicts[(c, t)] is not Verdict.RULE_ANSWERED:
+                    why += "; the task is rule-answered"
+                kept.append(f"{_task(t, names)} ({why})")
             words = ", ".join(members[:8]) + (f", ... ({len(members)})" if len(members) > 8 else "")
             where = ", ".join(_task(t, names) for t in renamed) or "no task"
             tail = f"; kept in {', '.join(kept)}" if kept else ""
