@@ -156,12 +156,12 @@ def raw_index(cfg: BankConfig, a: Args, data: Data) -> faiss.Index:
     """The same kind of index as the bank's, for raw FAISS add."""
     raw = ix.build(cfg.index, cfg.metric, a.d)
     if not raw.is_trained:
-        raw.train(data.keys[: ix.train_threshold(cfg.index)])
+        raw.train(data.keys[: ix.train_threshold(cfg.index, key_dim=cfg.key_dim)])
     return raw
 
 
 def bench_search(kind: str, bank: Bank, a: Args, data: Data) -> list[Row]:
-    index = bank._index
+    index = bank.state.index
     params = ix.search_params(
         ix.family(index), bank.config.index, ef_search=None, nprobe=None, k=a.k, selector=None
     )

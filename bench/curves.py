@@ -35,6 +35,7 @@ import datasets
 import timing
 from exact_attention import build_bank, scratch_store
 
+from memnet.core.search_options import SearchOptions
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store import (
@@ -92,7 +93,7 @@ def latency_vs_m(cfg: CurvesConfig, root: Path, out: CurvesResults) -> None:
             store = scratch_store(root / f"lat-{m}-{kind}")
             source = BankMemorySource(build_bank(store, "bench", ds, kind))
             fns = [
-                lambda s=q[i : i + 1], src=source: model.query(s, src, k=cfg.k)
+                lambda s=q[i : i + 1], src=source: model.query(s, src, SearchOptions(k=cfg.k))
                 for i in range(len(q))
             ]
             lat = timing.summarize_s(timing.per_call_s(fns, repeats=cfg.rounds))

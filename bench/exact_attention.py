@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import datasets
 import timing
 
+from memnet.core.search_options import SearchOptions
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import AttentionMode
 from memnet.serving.vector_model import VectorPassThroughModel
@@ -234,18 +235,29 @@ def exact_attention_fns(ds: datasets.Dataset) -> dict[str, Callable[[np.ndarray]
     return {"matmul": matmul, "sdpa": sdpa}
 
 
+@dataclass(frozen=True)
+class Variant:
+    """A bank read as memnet reads it, with or without the softmax tail estimate."""
+
+    source: BankMemorySource
+    tail_samples: int | None = None
+
+    def options(self, k: int) -> SearchOptions:
+        return SearchOptions(k=k, hops=1, mode=AttentionMode.SPARSE, tail_samples=self.tail_samples)
+
+
 def topk_readout(
-    model: VectorPassThroughModel, source: BankMemorySource, q: np.ndarray, k: int
+    model: VectorPassThroughModel, variant: Variant, q: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """memnet's o (B, D) and the (B, K) exact logits of the K memories it attended to."""
-    out = model.query(q, source, k=k, hops=1, mode=AttentionMode.SPARSE)
+    out = model.query(q, variant.source, variant.options(k))
     o = out.readout - q  # (B, D): the readout is u + o for Dk == Dv
     return o, np.where(out.hops[0].weights > 0, out.hops[0].scores, -np.inf)
 
 
 def accuracy(
     model: VectorPassThroughModel,
-    source: BankMemorySource,
+    variant: Variant,
     q: np.ndarray,
     k: int,
     *,
@@ -253,7 +265,7 @@ def accuracy(
     lse: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-query relative readout error (B,) and exact attention mass captured (B,)."""
-    o, logits = topk_readout(model, source, q, k)
+    o, logits = topk_readout(model, variant, q, k)
     err = np.linalg.norm(o - o_exact, axis=1) / np.linalg.norm(o_exact, axis=1)
     mass = np.exp(logits.astype(np.float64) - lse[:, None]).sum(axis=1)
     return err, mass
@@ -267,7 +279,7 @@ def block_p50_ms(fn: Callable[[np.ndarray], object], singles: list[np.ndarray]) 
 
 def time_topk_and_exact(
     model: VectorPassThroughModel,
-    sources: dict[str, BankMemorySource],
+    variants: dict[str, Variant],
     exact: dict[str, Callable[[np.ndarray], torch.Tensor]],
     q: np.ndarray,
     *,
@@ -282,13 +294,17 @@ def time_topk_and_exact(
     """
     singles = [q[i : i + 1] for i in range(len(q))]
     exact_ms: dict[str, list[float]] = {name: [] for name in exact}
-    topk_ms: dict[tuple[str, int], list[float]] = {(v, k): [] for v in sources for k in ks}
+    topk_ms: dict[tuple[str, int], list[float]] = {(v, k): [] for v in variants for k in ks}
     for _ in range(rounds):
         for name, fn in exact.items():
             exact_ms[name].append(block_p50_ms(fn, singles))
-        for (variant, k), times in topk_ms.items():
-            source = sources[variant]
-            times.append(block_p50_ms(lambda s, k=k, src=source: model.query(s, src, k=k), singles))
+        for (name, k), times in topk_ms.items():
+            variant = variants[name]
+
+            def one(s: np.ndarray, v: Variant = variant, k: int = k) -> object:
+                return model.query(s, v.source, v.options(k))
+
+            times.append(block_p50_ms(one, singles))
     return (
         {name: statistics.median(v) for name, v in exact_ms.items()},
         {key: statistics.median(v) for key, v in topk_ms.items()},
@@ -313,20 +329,20 @@ def run_one(cfg: ExactConfig, ds: datasets.Dataset, root: Path, out: ExactResult
         build_s = time.perf_counter() - t0
         out.builds.append((ds.name, ds.m, kind, build_s))
         LOG.info("%s M=%d %s: bank built in %.1f s", ds.name, ds.m, kind, build_s)
-        sources = {kind: BankMemorySource(bank)}
+        variants = {kind: Variant(BankMemorySource(bank))}
         if cfg.tail_samples:
-            sources[f"{kind}+tail"] = BankMemorySource(bank, tail_samples=cfg.tail_samples)
-        for variant, source in sources.items():
+            variants[f"{kind}+tail"] = Variant(BankMemorySource(bank), cfg.tail_samples)
+        for name, variant in variants.items():
             for s in scales:
                 q = ds.scaled_queries(s)[: cfg.n_accuracy]
                 o_exact, lse = refs[s]
                 for k in ks:
-                    err, mass = accuracy(model, source, q, k, o_exact=o_exact, lse=lse)
+                    err, mass = accuracy(model, variant, q, k, o_exact=o_exact, lse=lse)
                     out.accuracy.append(
                         AccuracyRow(
                             ds.name,
                             ds.m,
-                            variant,
+                            name,
                             s,
                             k,
                             float(np.median(err)),
@@ -335,12 +351,12 @@ def run_one(cfg: ExactConfig, ds: datasets.Dataset, root: Path, out: ExactResult
                         )
                     )
         exact_ms, topk_ms = time_topk_and_exact(
-            model, sources, exact, timed_q, ks=ks, rounds=cfg.rounds
+            model, variants, exact, timed_q, ks=ks, rounds=cfg.rounds
         )
         best = min(exact_ms, key=lambda name: exact_ms[name])
-        for (variant, k), ms in topk_ms.items():
+        for (name, k), ms in topk_ms.items():
             out.timings.append(
-                TimingRow(ds.name, ds.m, variant, k, ms, exact_ms[best], best, exact_ms)
+                TimingRow(ds.name, ds.m, name, k, ms, exact_ms[best], best, exact_ms)
             )
         LOG.info(
             "%s M=%d %s: exact %s, top-32 %.3f ms",
@@ -351,7 +367,7 @@ def run_one(cfg: ExactConfig, ds: datasets.Dataset, root: Path, out: ExactResult
             topk_ms.get((kind, 32), float("nan")),
         )
         store.close()
-        del bank, sources, store
+        del bank, variants, store
         gc.collect()
         shutil.rmtree(path, ignore_errors=True)
 

@@ -27,6 +27,7 @@ _COMMAND_MODULES = [
     "memnet_cli.models",
     "memnet_cli.serve",
     "memnet_cli.health",
+    "memnet_cli.repair",
 ]
 
 

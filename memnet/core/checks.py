@@ -1,4 +1,7 @@
-"""Checks of a model query's arguments, shared by every served model (numpy only)."""
+"""Checks of a model query's arguments, shared by every served model (numpy only).
+
+The rules about ``SearchOptions`` themselves live in ``memnet.core.search_options``.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from memnet.core.enums import AttentionMode
+from memnet.core.search_options import MAX_K, SearchOptions
 from memnet.errors import InvalidArgument
 
 ALL_MODES = (AttentionMode.SOFT, AttentionMode.SPARSE, AttentionMode.HARD)
@@ -29,17 +33,14 @@ def check_queries(queries: np.ndarray, dim: int | None) -> np.ndarray:
     return np.ascontiguousarray(q, dtype=np.float32)
 
 
-def check_k(k: int, memory: SizedMemory, mode: AttentionMode) -> int:
-    """Candidates per hop: the bank size for SOFT, ``k`` (>= 1) for SPARSE and HARD."""
-    if mode is AttentionMode.SOFT:
-        return max(1, memory.size())
-    if k < 1:
-        raise InvalidArgument(f"k must be >= 1, got {k}", field="k")
-    return k
-
-
-def check_hops(hops: int | None, default: int, maximum: int) -> int:
-    h = default if hops is None else hops
-    if not 1 <= h <= maximum:
-        raise InvalidArgument(f"hops must be in 1..{maximum}, got {h}", field="hops")
-    return h
+def per_hop_options(options: SearchOptions, memory: SizedMemory) -> SearchOptions:
+    """The options each hop searches with: k = the bank size for soft attention."""
+    if options.mode is not AttentionMode.SOFT:
+        return options
+    size = memory.size()
+    if size > MAX_K:
+        raise InvalidArgument(
+            f"ATTENTION_MODE_SOFT attends over all {size} memories; the limit is {MAX_K}",
+            field="attention_mode",
+        )
+    return options.with_k(max(1, size))

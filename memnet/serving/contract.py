@@ -15,6 +15,7 @@ import numpy as np
 
 from memnet.core.card import ModelCard
 from memnet.core.enums import AttentionMode, InputKind, Metric
+from memnet.core.search_options import SearchOptions
 from memnet.store.types import SearchResult
 
 __all__ = [
@@ -26,7 +27,9 @@ __all__ = [
     "MemorySource",
     "ModelInfo",
     "QueryOutput",
+    "SearchOptions",
     "ServedModel",
+    "check_options",
 ]
 
 
@@ -65,8 +68,9 @@ class EncodedMemories:
 class MemorySource(Protocol):
     """Where a model's hops look for memories: one bank, or one story in tests."""
 
-    def retrieve(self, queries: np.ndarray, k: int) -> SearchResult:
-        """Top-k candidates for (B, Dk) float32 queries, with keys and values filled in."""
+    def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
+        """Top ``options.k`` candidates for (B, Dk) float32 queries, searched with
+        ``options``, with keys and values filled in."""
         ...
 
     def size(self) -> int:
@@ -103,13 +107,18 @@ class ServedModel(Protocol):
         ...
 
     def query(
-        self,
-        queries: np.ndarray,
-        memory: MemorySource,
-        *,
-        k: int,
-        hops: int | None = None,
-        mode: AttentionMode = AttentionMode.SPARSE,
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
     ) -> QueryOutput:
-        """Attend over ``memory`` for (B, D) float32 queries u₀, hop by hop."""
+        """Attend over ``memory`` for (B, D) float32 queries u₀, hop by hop, with
+        ``options`` (k, hops, attention mode and the search knobs each hop passes on)."""
         ...
+
+
+def check_options(info: ModelInfo, options: SearchOptions) -> None:
+    """InvalidArgument if the model described by ``info`` cannot run ``options``."""
+    options.for_model(
+        name=info.name,
+        max_hops=info.max_hops,
+        modes=info.attention_modes,
+        estimates_tail=info.input_kind is InputKind.VECTOR,
+    )

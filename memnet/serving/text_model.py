@@ -23,13 +23,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from memnet.core.checks import ALL_MODES, check_hops, check_k, check_queries
+from memnet.core.checks import ALL_MODES, check_queries, per_hop_options
+from memnet.core.search_options import SearchOptions
 from memnet.errors import FailedPrecondition
 from memnet.model.checkpoint import Checkpoint, load_checkpoint
 from memnet.model.memn2n import MemN2N
 from memnet.model.text_encoding import text_tokens
 from memnet.serving.contract import (
-    AttentionMode,
     EncodedMemories,
     EncodedTexts,
     HopAttention,
@@ -37,6 +37,7 @@ from memnet.serving.contract import (
     MemorySource,
     ModelInfo,
     QueryOutput,
+    check_options,
 )
 from memnet.store.types import Metric, SearchResult
 
@@ -152,25 +153,21 @@ class TextMemoryModel:
         return EncodedTexts(u.numpy().copy(), unknown)
 
     def query(
-        self,
-        queries: np.ndarray,
-        memory: MemorySource,
-        *,
-        k: int,
-        hops: int | None = None,
-        mode: AttentionMode = AttentionMode.SPARSE,
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
     ) -> QueryOutput:
         """Hop by hop: retrieve top-k by uᵀk, re-score with time terms, attend, update u."""
         cfg = self.model.cfg
+        check_options(self.info, options)
         q = check_queries(queries, cfg.dim)
-        H = check_hops(hops, cfg.hops, cfg.hops)
-        k_eff = check_k(k, memory, mode)
+        H = options.hops or cfg.hops
+        hop_options = per_hop_options(options, memory)
+        mode = options.mode
         out: list[HopAttention] = []
         with torch.inference_mode(), torch_threads(self.threads):
             u0 = u = torch.from_numpy(q)  # (B, D)
             hop_outputs = []
             for h in range(H):
-                res = memory.retrieve(u.numpy(), k_eff)
+                res = memory.retrieve(u.numpy(), hop_options)
                 cand = Candidates.from_search(res, dim=cfg.dim)
                 keys = self.model.add_time(cand.keys, cand.recency, self.model.key_slot(h))
                 values = self.model.add_time(cand.values, cand.recency, self.model.value_slot(h))

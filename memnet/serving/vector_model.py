@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from memnet.core.checks import ALL_MODES, check_k, check_queries
+from memnet.core.checks import ALL_MODES, check_queries, per_hop_options
+from memnet.core.search_options import SearchOptions
 from memnet.errors import FailedPrecondition, InvalidArgument
 from memnet.serving.contract import (
     AttentionMode,
@@ -30,6 +31,7 @@ from memnet.serving.contract import (
     MemorySource,
     ModelInfo,
     QueryOutput,
+    check_options,
 )
 from memnet.store.types import Metric
 
@@ -97,23 +99,17 @@ class VectorPassThroughModel:
         )
 
     def query(
-        self,
-        queries: np.ndarray,
-        memory: MemorySource,
-        *,
-        k: int,
-        hops: int | None = None,
-        mode: AttentionMode = AttentionMode.SPARSE,
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
     ) -> QueryOutput:
+        check_options(self.info, options)
         u = check_queries(queries, None)  # (B, Dk)
-        H = 1 if hops is None else hops
-        if not 1 <= H <= MAX_VECTOR_HOPS:
-            raise InvalidArgument(f"hops must be in 1..{MAX_VECTOR_HOPS}, got {H}", field="hops")
-        k_eff = check_k(k, memory, mode)
+        H = options.hops or self.info.default_hops
+        hop_options = per_hop_options(options, memory)
+        mode = options.mode
         out: list[HopAttention] = []
         readout = u
         for _ in range(H):
-            res = memory.retrieve(u, k_eff)
+            res = memory.retrieve(u, hop_options)
             if res.values is None:
                 raise FailedPrecondition("the memory source returned no vectors", field="bank")
             scores, valid = np.asarray(res.scores), np.asarray(res.valid, dtype=bool)

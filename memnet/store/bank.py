@@ -1,20 +1,21 @@
 """One memory bank: validated writes logged then applied, searches under a read lock.
 
 Write path (serialised per bank by ``_write_mutex``): validate → plan ids, replacements
-and evictions → append to the log and fsync (searches keep running) → take the
-exclusive lock only to update arrays and index → maintenance (train, compact,
-snapshot). Searches, gets and gathers take the shared lock.
+and evictions (and, when this write makes an untrained index trainable, train a new
+index: a failure refuses the write before anything is logged) → append to the log
+and fsync (searches keep running) → take the exclusive lock only to commit the record
+to the state → maintenance (fill the trained index, compact, snapshot). Searches,
+gets and gathers take the shared lock and read the current ``BankState``.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import builtins
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
@@ -23,78 +24,97 @@ from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
     ResourceExhausted,
 )
-from memnet.store import index as ix
-from memnet.store import lifecycle, validation
-from memnet.store import search as srch
+from memnet.store import reindex, validation
+from memnet.store import state as st
+from memnet.store.bank_reads import BankReads, check_batch_key_space
+from memnet.store.diskfull import disk_full_as_resource_exhausted
+from memnet.store.lifecycle import BankFiles
 from memnet.store.locks import DirLock, RWLock
 from memnet.store.records import ClearRecord, DeleteRecord, Record, WriteRecord
-from memnet.store.recovery import recover
+from memnet.store.recovery import maintained, recover
+from memnet.store.reindex import ReindexSession
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
     MemoryBatch,
-    MemoryContent,
-    MemoryRecord,
-    Metric,
     RecoveryReport,
-    SearchResult,
     StoreSettings,
     WriteMode,
     WriteResult,
 )
-from memnet.store.vectors import NewRows, SlotTable, generate_missing_ids
-from memnet.store.wal import WriteAheadLog
+from memnet.store.vectors import generate_missing_ids
 
 LOG = logging.getLogger(__name__)
 
 CONFIG_FILE = "config.json"
 
 
-class Bank:
-    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots."""
+class Bank(BankReads):
+    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots.
+
+    Its reads (``get``, ``contents``, ``gather``, ``list``, ``search``) are in ``BankReads``.
+    """
 
     def __init__(self, directory: Path, config: BankConfig, settings: StoreSettings) -> None:
         """Open the bank in ``directory``: lock it, load its snapshot, replay its log."""
         self.config = config
         self.directory = directory
-        self._settings = settings
         self._limits = settings.limits
+        self._settings = settings
         self._rw = RWLock()
         self._write_mutex = threading.Lock()
         self._closed = False
         self._dropped = False
-        self._selector: tuple[faiss.IDSelector, np.ndarray] | None = None
         self._tail_rng = np.random.default_rng()  # samples for tail estimates (thread-safe)
-        self._lock = DirLock(directory, what=f"bank {config.name!r}")
+        lock = DirLock(directory, what=f"bank {config.name!r}")
         try:
-            self._table = SlotTable(config.key_dim, config.value_dim)
-            self._install(ix.build(config.index, config.metric, config.key_dim))
-            self._tombstones = ix.uses_tombstones(self._index)
-            self._last_seq = 0
-            self._wal: WriteAheadLog | None = None
-            self.recovery: RecoveryReport = recover(self)
-            self._maintain()
+            recovered = recover(directory, config, settings)
         except BaseException:
-            self._lock.release()
+            lock.release()
             raise
+        self.config = recovered.config
+        self._state = recovered.state
+        self._reindex: ReindexSession | None = None  # the running reindex's tap
+        self.interrupted_reindex = reindex.read_intent(directory)  # target, if one was cut off
+        self._files = BankFiles(
+            directory,
+            name=config.name,
+            lock=lock,
+            wal=recovered.wal,
+            settings=settings,
+            log_records=recovered.report.records_replayed,
+        )
+        self.recovery: RecoveryReport = recovered.report
+        with self._write_mutex:
+            self._maintain()
 
     # ---- properties -------------------------------------------------------------------
 
     @property
-    def name(self) -> str:
-        return self.config.name
+    def last_seq(self) -> int:
+        return self._state.last_seq
 
     @property
-    def last_seq(self) -> int:
-        return self._last_seq
+    def index_error(self) -> str:
+        """Why the index is not in use although it should be ("" when all is well)."""
+        return self._state.index_error
+
+    @property
+    def state(self) -> st.BankState:
+        """The current in-memory state, for inspection only (the bank alone changes it)."""
+        return self._state
+
+    @property
+    def files(self) -> BankFiles:
+        """The bank's log and snapshots (for inspection; the bank serialises changes)."""
+        return self._files
 
     def count(self) -> int:
         with self._rw.read():
             self._check_open()
-            return self._table.n_live
+            return self._state.table.n_live
 
     # ---- writes -----------------------------------------------------------------------
 
@@ -108,10 +128,15 @@ class Bank:
             ) from None
         if not isinstance(batch, MemoryBatch):
             raise InvalidArgument("batch must be a MemoryBatch", field="batch")
-        clean = validation.batch(batch, self.config, self._limits)
+        config = self.config
+        clean = validation.batch(batch, config, self._limits)
         with self._write_mutex:
             self._check_open()
-            t = self._table
+            check_batch_key_space(batch.key_space, self.config)
+            if self.config is not config:  # a reindex switched the bank meanwhile
+                clean = validation.batch(batch, self.config, self._limits)
+            state = self._state
+            t = state.table
             ids = generate_missing_ids(clean.ids)
             existing = [i for i in ids if i in t.slot_of]
             if mode is WriteMode.INSERT and existing:
@@ -122,7 +147,7 @@ class Bank:
             n_new = len(ids) - len(existing)
             evicted = self._plan_eviction(n_new, set(existing))
             record = WriteRecord(
-                first_seq=self._last_seq + 1,
+                first_seq=state.last_seq + 1,
                 written_at_ns=time.time_ns(),
                 ids=ids,
                 keys=clean.keys,
@@ -132,14 +157,15 @@ class Bank:
                 metadata=clean.metadata,
                 evicted=evicted,
             )
-            self._log(record)
-            self._apply(record)
-            self._maintain()
+            prepared = st.prepare(state, record, self.config)
+            index = self._train_for(state, prepared, n_new - len(evicted))
+            self._commit(prepared)
+            self._maintain(trained_index=index)
         return WriteResult(ids, record.last_seq, n_new, len(existing), evicted)
 
     def _plan_eviction(self, n_new: int, replacing: set[str]) -> list[str]:
         cap = self.config.capacity
-        t = self._table
+        t = self._state.table
         if cap is None or t.n_live + n_new <= cap:
             return []
         what = f"bank {self.name!r} holds {t.n_live} of capacity {cap}; {n_new} new memories"
@@ -147,17 +173,43 @@ class Bank:
             raise ResourceExhausted(f"{what} would exceed capacity {cap}", field="capacity")
         return t.oldest_ids(t.n_live + n_new - cap, exclude=replacing)
 
+    def _train_for(
+        self, state: st.BankState, prepared: st.Prepared, added_live: int
+    ) -> faiss.Index | None:
+        """A trained empty index when this write makes the bank big enough to train one.
+
+        Training runs before the write is logged: if the index cannot be trained, the
+        write is refused and nothing is stored.
+        """
+        if not st.needs_training(state, self.config, extra_live=added_live):
+            return None
+        t = state.table
+        keep = t.alive[: t.n_slots].copy()
+        keep[prepared.dead] = False
+        assert prepared.new_keys is not None
+        keys = np.concatenate(
+            [st.index_keys(self.config, t.keys[: t.n_slots][keep]), prepared.new_keys]
+        )  # (M', Dk): the live keys after this write
+        try:
+            return st.trained_index(self.config, keys)
+        except Exception as err:  # FAISS raises RuntimeError
+            raise FailedPrecondition(
+                f"bank {self.name!r}: its index ({self.config.index.kind.value}) cannot be "
+                f"trained on {len(keys)} memories ({err}); nothing was written",
+                field="index",
+            ) from err
+
     def delete(self, ids: Sequence[str]) -> int:
         """Delete memories by id; unknown ids are ignored. Returns how many were deleted."""
         wanted = validation.id_list(ids, limits=self._limits)
         with self._write_mutex:
             self._check_open()
-            present = list(dict.fromkeys(i for i in wanted if i in self._table.slot_of))
+            state = self._state
+            present = list(dict.fromkeys(i for i in wanted if i in state.table.slot_of))
             if not present:
                 return 0
-            record = DeleteRecord(self._last_seq + 1, time.time_ns(), present)
-            self._log(record)
-            self._apply(record)
+            record = DeleteRecord(state.last_seq + 1, time.time_ns(), present)
+            self._commit(st.prepare(state, record, self.config))
             self._maintain()
             return len(present)
 
@@ -165,296 +217,136 @@ class Bank:
         """Delete every memory (the bank, its config and its index training remain)."""
         with self._write_mutex:
             self._check_open()
-            record = ClearRecord(self._last_seq + 1, time.time_ns())
-            self._log(record)
-            self._apply(record)
+            record = ClearRecord(self._state.last_seq + 1, time.time_ns())
+            self._commit(st.prepare(self._state, record, self.config))
 
-    def _log(self, record: Record) -> None:
-        assert self._wal is not None
-        self._wal.append(record)
-
-    def _install(self, index: faiss.Index) -> None:
-        """Make ``index`` the bank's index (caller holds the exclusive lock, or is opening)."""
-        ix.set_defaults(index, self.config.index)
-        self._index = index
-        self._family = ix.family(index)
-        self._trained = bool(index.is_trained)
-
-    def _index_keys(self, keys: np.ndarray) -> np.ndarray:
-        if self.config.metric is Metric.COSINE:
-            return np.ascontiguousarray(
-                keys / np.linalg.norm(keys, axis=1, keepdims=True), np.float32
-            )
-        return np.ascontiguousarray(keys, np.float32)
-
-    def _apply(self, record: Record) -> None:
-        """Apply one logged record to arrays and index (the live path and replay share it)."""
-        t = self._table
-        if isinstance(record, ClearRecord):
-            fresh = SlotTable(self.config.key_dim, self.config.value_dim)
-            index = ix.empty_like(
-                self._index, self.config.index, self.config.metric, self.config.key_dim
-            )
-            with self._rw.write():
-                self._table, self._selector = fresh, None
-                self._install(index)
-                self._last_seq = record.seq
-            return
-        dead_ids = (
-            record.ids if isinstance(record, DeleteRecord) else [*record.evicted, *record.ids]
-        )
-        dead = np.array(sorted({s for s in t.slots_of(dead_ids) if s is not None}), np.int64)
-        new_keys = self._index_keys(record.keys) if isinstance(record, WriteRecord) else None
+    def _commit(self, prepared: st.Prepared) -> None:
+        """Log ``prepared.record`` (durable per the fsync policy), then apply it under the
+        exclusive lock (write mutex held)."""
+        record: Record = prepared.record
+        self._files.append(record)
         with self._rw.write():
-            t.kill(dead)
-            if self._trained and len(dead) and not self._tombstones:
-                ix.remove(self._index, dead)
-            if isinstance(record, WriteRecord):
-                slots = t.append(
-                    NewRows(
-                        record.ids,
-                        record.keys,
-                        record.values,
-                        record.texts,
-                        record.sources,
-                        record.metadata,
-                        record.first_seq,
-                        record.written_at_ns,
-                    )
-                )
-                if self._trained:
-                    assert new_keys is not None
-                    ix.add(self._index, slots, new_keys)
-            self._selector = None
-            self._last_seq = record.last_seq
+            self._state = st.commit(self._state, prepared)
+        if self._reindex is not None:
+            self._reindex.queue(record)
 
     # ---- maintenance ------------------------------------------------------------------
 
-    def _maintain(self) -> None:
-        """Train an untrained index, compact dead slots, snapshot a long log (write mutex held)."""
-        t = self._table
-        if not self._trained and t.n_live >= ix.train_threshold(self.config.index):
-            self._rebuild(train=True)
-        elif t.n_dead >= max(
-            self._settings.compact_min_dead, self._settings.compact_dead_fraction * t.n_slots
-        ):
-            self._rebuild(train=False)
-        wal = self._wal
-        if wal is not None and wal.record_bytes >= self._settings.snapshot_after_log_bytes:
-            lifecycle.try_snapshot_locked(self, "after a long log")
+    def _maintain(self, *, trained_index: faiss.Index | None = None) -> None:
+        """Fill a newly trained index, train or compact when due, snapshot a long log
+        (write mutex held). New states are built off to the side and swapped in."""
+        state = self._state
+        if trained_index is not None:
+            fresh = st.rebuilt(state, self.config, index=trained_index)
+        else:
+            fresh = maintained(state, self.config, self._settings)
+        if fresh is not state:
+            with self._rw.write():
+                self._state = fresh
+        if self._files.wants_snapshot():
+            self._files.try_snapshot(self._state, self.config, "after a long log")
 
-    def _rebuild(self, *, train: bool) -> None:
-        """Build a compacted table and index off to the side, then swap them in under the lock."""
-        t0 = time.perf_counter()
-        table = self._table.compacted()
-        index = ix.empty_like(
-            self._index, self.config.index, self.config.metric, self.config.key_dim
-        )
-        n = table.n_slots
-        keys = self._index_keys(table.keys[:n])  # (M, Dk)
-        if train and not index.is_trained:
-            ix.train(index, keys)
-        trained = bool(index.is_trained)
-        if trained:
-            ix.add(index, np.arange(n, dtype=np.int64), keys)
-        with self._rw.write():
-            self._table, self._selector = table, None
-            self._install(index)
-        LOG.info(
-            "bank %s: %s %d memories in %.1f ms",
-            self.name,
-            "trained index on" if train else "compacted to",
-            n,
-            (time.perf_counter() - t0) * 1e3,
-        )
+    def snapshot_if_due(self) -> None:
+        """Snapshot when the log is past its size or age limit (the store's timer calls this)."""
+        with self._write_mutex:
+            if not self._closed and self._files.wants_snapshot():
+                self._files.try_snapshot(self._state, self.config, "after an old log")
 
     def rebuild_index(self) -> None:
-        """Rebuild arrays and index from the live memories (compaction); also used by recovery."""
+        """Rebuild arrays and index from the live memories (compaction)."""
         with self._write_mutex:
             self._check_open()
-            self._rebuild(train=not self._trained)
+            fresh = st.rebuilt(self._state, self.config)
+            with self._rw.write():
+                self._state = fresh
 
     def snapshot(self) -> None:
         """Write a snapshot and start a new, empty log."""
         with self._write_mutex:
             self._check_open()
-            self._snapshot_locked()
-
-    def _snapshot_locked(self) -> None:
-        lifecycle.snapshot_locked(self)
+            self._files.snapshot(self._state, self.config)
 
     def flush(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
-        wal = self._wal
-        if wal is not None and not self._closed:
-            wal.sync()
+        if not self._closed:
+            self._files.sync()
 
-    # ---- reads ------------------------------------------------------------------------
+    # ---- reindex ----------------------------------------------------------------------
 
-    def get(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
+    def start_reindex(self, target: BankConfig) -> ReindexSession:
+        """Begin re-encoding into ``target`` (another model version): copy the live
+        memories, queue every later record to the session, record the intent durably.
+        FailedPrecondition if one is already running or ``target`` changes more than the
+        model."""
+        reindex.check_target(self.config, target)
+        with self._write_mutex:
             self._check_open()
-            t = self._table
-            return [None if s is None else t.record(s) for s in t.slots_of(wanted)]
+            if self._reindex is not None:
+                raise FailedPrecondition(
+                    f"bank {self.name!r} is already being reindexed", field="bank"
+                )
+            with disk_full_as_resource_exhausted(f"cannot start a reindex of {self.name!r}"):
+                reindex.write_intent(self.directory, target)
+            with self._rw.read():
+                rows = reindex.LiveRows.of(self._state.table)
+            session = ReindexSession(target=target, rows=rows, start_seq=self._state.last_seq)
+            self._reindex = session
+            self.interrupted_reindex = None
+            return session
 
-    def contents(self, ids: Iterable[str]) -> dict[str, MemoryContent]:
-        """Text and metadata of the live memories among ``ids`` that have either, by id.
-
-        For ids this bank returned (search results): no id validation and no vector
-        copies, so attaching content to K attended memories costs a dict lookup each.
-        Unknown, deleted and content-less ids are absent from the result.
-        """
-        out: dict[str, MemoryContent] = {}
-        with self._rw.read():
-            self._check_open()
-            t = self._table
-            slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
-            for mid in ids:
-                s = slot_of.get(mid)
-                if s is not None and (texts[s] or metadata[s]):
-                    out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
-        return out
-
-    def gather(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(N, Dk) keys and (N, Dv) values of ``ids``; NotFound names the first missing id."""
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
-            self._check_open()
-            t = self._table
-            slots = t.slots_of(wanted)
-            for mid, s in zip(wanted, slots, strict=True):
-                if s is None:
-                    raise NotFound(f"memory {mid!r} not found in bank {self.name!r}", field="ids")
-            idx = np.array(slots, np.int64)
-            return t.keys[idx].copy(), t.values[idx].copy()
-
-    def list(
-        self, *, page_size: int = 100, page_token: str | None = None
-    ) -> tuple[list[MemoryRecord], str | None]:
-        """Live memories in seq order, ``page_size`` at a time; pass back the returned token."""
-        size = validation.page_size(page_size, self._limits)
-        after = validation.page_token(page_token)
-        with self._rw.read():
-            self._check_open()
-            t = self._table
-            live = t.live_slots()
-            start = int(np.searchsorted(t.seqs[live], after, side="right"))
-            page = live[start : start + size]
-            records = [t.record(s) for s in page.tolist()]
-            more = start + size < len(live)
-            token = validation.make_page_token(records[-1].seq) if more and records else None
-            return records, token
-
-    def search(
+    def finish_reindex(
         self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-        with_vectors: bool = False,
-        tail_samples: int | None = None,
-    ) -> SearchResult:
-        """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
-
-        ``tail_samples`` also estimates, per query, log Σ exp(score) over the searched
-        memories outside its top-k from that many uniformly sampled ones (exact when it
-        covers them all), and the value they read as: what a softmax over the top-k
-        needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
-        """
-        q = validation.search_args(
-            queries,
-            k,
-            self.config,
-            self._limits,
-            ef_search=ef_search,
-            nprobe=nprobe,
-            metadata_filter=metadata_filter,
-        )
-        validation.tail_samples(tail_samples)
-        k = int(k)
-        with self._rw.read():
+        session: ReindexSession,
+        reencode: Callable[[builtins.list[Record]], builtins.list[Record]],
+    ) -> None:
+        """Switch the bank to the session's state: apply the last queued records
+        (``reencode`` turns them into the target's key space), make a snapshot of the new
+        state and configuration durable, then swap them in. On any failure the bank
+        stays as it was and the session ends."""
+        with self._write_mutex:
             self._check_open()
-            t = self._table
-            if t.n_live == 0:
-                result = srch.empty_result(q.shape[0], k, self.config, with_vectors=with_vectors)
-            else:
-                selector = self._selector
-                if self._tombstones and t.n_dead and selector is None:
-                    selector = ix.bitmap_selector(t.live_slots(), t.n_slots)
-                    self._selector = selector
-                view = srch.IndexView(
-                    self.config,
-                    t,
-                    self._index,
-                    self._family,
-                    self._trained,
-                    self._tombstones,
-                    selector,
+            if self._reindex is not session or session.cancelled.is_set():
+                raise FailedPrecondition(
+                    f"the reindex of {self.name!r} was cancelled", field="bank"
                 )
-                allowed = t.matching(metadata_filter) if metadata_filter else None
-                cands = srch.candidates(
-                    view, q, k, ef_search=ef_search, nprobe=nprobe, allowed=allowed
-                )
-                result, slots = srch.assemble(view, q, cands, k, with_vectors=with_vectors)
-                if tail_samples is not None:
-                    return self._with_tail(
-                        view, q, result, slots, allowed=allowed, tail_samples=tail_samples
-                    )
-            if tail_samples is not None:  # an empty bank: no tail
-                return dataclasses.replace(
-                    result,
-                    tail_log_mass=np.full(q.shape[0], -np.inf),
-                    tail_value=np.zeros((q.shape[0], self.config.value_dim), np.float32),
-                )
-            return result
+            try:
+                for record in reencode(session.take_queued()):
+                    session.apply(record)
+                self._files.snapshot(session.state, session.target)
+            except BaseException:
+                self._end_reindex(session)
+                raise
+            with self._rw.write():
+                self._state, self.config = session.state, session.target
+            self._end_reindex(session)
+            LOG.info("bank %s: switched to %s", self.name, self.config.key_space)
 
-    def _with_tail(
-        self,
-        view: srch.IndexView,
-        q: np.ndarray,
-        result: SearchResult,
-        slots: np.ndarray,
-        *,
-        allowed: np.ndarray | None,
-        tail_samples: int,
-    ) -> SearchResult:
-        """``result`` (whose (B, K) ``slots`` are given) plus the tail estimate over the
-        ``allowed`` slots of a metadata filter (None: every live memory); called under
-        the read lock."""
-        t = view.table
-        if allowed is not None:
-            population = allowed
+    def cancel_reindex(self, session: ReindexSession | None = None) -> bool:
+        """Stop the running reindex (``session``, or whichever runs); False if none ran."""
+        with self._write_mutex:
+            running = self._reindex
+            if running is None or (session is not None and running is not session):
+                return False
+            self._end_reindex(running)
+            return True
 
-            def mean_value() -> np.ndarray:
-                return t.values[population].mean(0).astype(np.float32)  # (Dv,)
+    def _end_reindex(self, session: ReindexSession) -> None:
+        """Detach the session and forget its intent (write mutex held)."""
+        session.cancelled.set()
+        self._reindex = None
+        try:
+            reindex.clear_intent(self.directory)
+        except OSError as err:
+            LOG.error("bank %s: cannot remove the reindex intent file: %s", self.name, err)
 
-            cached = None
-        else:
-            population, mean_value = t.live_slots(), t.value_mean
-            sampled = tail_samples < len(population)
-            cached = t.tail_sample(tail_samples, self._tail_rng) if sampled else None
-        log_mass, value = srch.tail_estimate(
-            view,
-            q,
-            slots,
-            population,
-            n_samples=tail_samples,
-            rng=self._tail_rng,
-            mean_value=mean_value,
-            cached=cached,
-        )
-        return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
+    def forget_interrupted_reindex(self) -> None:
+        """Drop the intent of a reindex a restart cut off (it will not be resumed)."""
+        with self._write_mutex:
+            if self._reindex is None:
+                reindex.clear_intent(self.directory)
+            self.interrupted_reindex = None
 
     # ---- lifecycle --------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._dropped:
-            raise NotFound(f"bank {self.name!r} was dropped", field="bank")
-        if self._closed:
-            raise FailedPrecondition(f"bank {self.name!r} is closed", field="bank")
 
     def close(self, *, snapshot_if_needed: bool = True, dropped: bool = False) -> None:
         """Snapshot if the log holds records (and settings allow; a failed snapshot is
@@ -462,4 +354,12 @@ class Bank:
         with self._write_mutex:
             if self._closed:
                 return
-            lifecycle.close_locked(self, snapshot_if_needed=snapshot_if_needed, dropped=dropped)
+            if self._reindex is not None:
+                self._reindex.cancelled.set()
+                self._reindex = None  # the intent file stays: a restart resumes it
+            try:
+                self._files.close(self._state if snapshot_if_needed else None, self.config)
+            finally:
+                with self._rw.write():
+                    self._closed = True
+                    self._dropped = dropped

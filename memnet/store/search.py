@@ -8,16 +8,20 @@ or -squared L2.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import faiss
 import numpy as np
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
+from memnet.errors import InvalidArgument
 from memnet.store import index as ix
+from memnet.store.state import BankState
 from memnet.store.types import BankConfig, IndexKind, Metric, SearchResult
-from memnet.store.vectors import SlotTable, TailSample
+from memnet.store.vectors import TailSample
 
 # A filtered search scans its matching memories exactly when there are at most this many.
 EXACT_SUBSET_MAX = 65_536
@@ -27,19 +31,6 @@ PQ_OVERFETCH = 4
 # distance_compute_blas_threshold with nq * d, so we set it to 20 * d per search.
 BLAS_MIN_QUERIES = 20
 _OMP_THREADS = faiss.omp_get_max_threads()
-
-
-@dataclass
-class IndexView:
-    """What a search reads, captured under the bank's read lock."""
-
-    config: BankConfig
-    table: SlotTable
-    index: faiss.Index
-    family: str  # ix.family(index): which search parameters it takes
-    trained: bool  # False: the index is not used yet, search scans the arrays
-    tombstones: bool  # dead slots stay in the index and need a selector
-    live_selector: tuple[faiss.IDSelector, np.ndarray] | None  # cached when tombstones
 
 
 def empty_result(b: int, k: int, config: BankConfig, *, with_vectors: bool) -> SearchResult:
@@ -54,7 +45,8 @@ def empty_result(b: int, k: int, config: BankConfig, *, with_vectors: bool) -> S
 
 
 def candidates(
-    view: IndexView,
+    state: BankState,
+    config: BankConfig,
     q: np.ndarray,
     k: int,
     *,
@@ -67,7 +59,7 @@ def candidates(
     ``allowed``: the (M',) slots a metadata filter matched (``SlotTable.matching``),
     or None for every live memory.
     """
-    t = view.table
+    t = state.table
     faiss.omp_set_num_threads(1 if q.shape[0] == 1 else _OMP_THREADS)  # per-thread OpenMP setting
     faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * q.shape[1]
     selector: faiss.IDSelector | None = None
@@ -75,31 +67,35 @@ def candidates(
     if allowed is not None:
         if len(allowed) == 0:
             return np.full((q.shape[0], 1), -1, np.int64)
-        if not view.trained or len(allowed) <= EXACT_SUBSET_MAX:
-            return exact_candidates(view, q, k, allowed)
+        if not state.trained or len(allowed) <= EXACT_SUBSET_MAX:
+            return exact_candidates(state, config, q, k, allowed)
         selector, keep_alive = ix.bitmap_selector(allowed, t.n_slots)
-    elif not view.trained:
-        return exact_candidates(view, q, k, t.live_slots())
-    elif view.tombstones and t.n_dead and view.live_selector is not None:
-        selector, keep_alive = view.live_selector
-    kf = k * PQ_OVERFETCH if view.config.index.kind is IndexKind.IVF_PQ else k
-    if ef_search is None and selector is not None and view.tombstones:
+    elif not state.trained:
+        return exact_candidates(state, config, q, k, t.live_slots())
+    else:
+        live = state.live_selector()
+        if live is not None:
+            selector, keep_alive = live
+    kf = k * PQ_OVERFETCH if config.index.kind is IndexKind.IVF_PQ else k
+    if ef_search is None and selector is not None and state.tombstones:
         # Over-fetch through tombstones: widen the beam by the share of dead slots.
         ef_search = min(
-            1 << 16, int(max(view.config.index.ef_search, kf) * t.n_slots / max(t.n_live, 1))
+            1 << 16, int(max(config.index.ef_search, kf) * t.n_slots / max(t.n_live, 1))
         )
     params = ix.search_params(
-        view.family, view.config.index, ef_search=ef_search, nprobe=nprobe, k=kf, selector=selector
+        state.family, config.index, ef_search=ef_search, nprobe=nprobe, k=kf, selector=selector
     )
-    _, labels = view.index.search(q, kf, params=params)  # (B, Kf)
+    _, labels = state.index.search(q, kf, params=params)  # (B, Kf)
     del keep_alive
     return np.asarray(labels, np.int64)
 
 
-def exact_candidates(view: IndexView, q: np.ndarray, k: int, slots: np.ndarray) -> np.ndarray:
+def exact_candidates(
+    state: BankState, config: BankConfig, q: np.ndarray, k: int, slots: np.ndarray
+) -> np.ndarray:
     """Top-k by exact scan over ``slots`` (untrained index, or a small filtered subset)."""
-    base = view.table.keys[slots]  # (M', Dk)
-    metric = view.config.metric
+    base = state.table.keys[slots]  # (M', Dk)
+    metric = config.metric
     if metric is Metric.COSINE:
         base = base / np.linalg.norm(base, axis=1, keepdims=True)
     _, found = faiss.knn(
@@ -137,7 +133,8 @@ def pairwise_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarr
 
 
 def tail_estimate(
-    view: IndexView,
+    state: BankState,
+    config: BankConfig,
     q: np.ndarray,
     slots: np.ndarray,
     population: np.ndarray,
@@ -158,11 +155,11 @@ def tail_estimate(
     ``cached``: a sample of the population drawn earlier (``SlotTable.tail_sample``).
     """
     n = len(population)
-    B, Dv = q.shape[0], view.config.value_dim
+    B, Dv = q.shape[0], config.value_dim
     if n == 0:
         return np.full(B, -np.inf), np.zeros((B, Dv), np.float32)
     exact = n_samples >= n
-    t = view.table
+    t = state.table
     if exact:
         sample, sample_keys, scale = population, t.keys[population], 1.0
     elif cached is not None:
@@ -170,7 +167,7 @@ def tail_estimate(
     else:
         sample = population[rng.integers(0, n, n_samples)]
         sample_keys, scale = t.keys[sample], n / n_samples
-    scores = pairwise_scores(view.config.metric, q, sample_keys).astype(np.float64)  # (B, S)
+    scores = pairwise_scores(config.metric, q, sample_keys).astype(np.float64)  # (B, S)
     for row in range(B):  # a sampled member in the row's result is not in its tail
         members = np.sort(slots[row])  # (K,)
         at = np.minimum(np.searchsorted(members, sample), len(members) - 1)  # (S,)
@@ -190,18 +187,24 @@ def tail_estimate(
 
 
 def assemble(
-    view: IndexView, q: np.ndarray, cands: np.ndarray, k: int, *, with_vectors: bool
+    state: BankState,
+    config: BankConfig,
+    q: np.ndarray,
+    cands: np.ndarray,
+    k: int,
+    *,
+    with_vectors: bool,
 ) -> tuple[SearchResult, np.ndarray]:
     """Re-score candidates exactly, keep the best k per row, pad, attach recency and vectors.
 
     Also returns the rows' (B, K) int64 slots, -1 for padding.
     """
-    t = view.table
+    t = state.table
     valid = cands >= 0  # (B, Kf)
     all_valid = bool(valid.all())
     safe = cands if all_valid else np.where(valid, cands, 0)
     cand_keys = t.keys[safe]  # (B, Kf, Dk), reused as the result's keys
-    scores = exact_scores(view.config.metric, q, cand_keys).astype(np.float32)  # (B, Kf)
+    scores = exact_scores(config.metric, q, cand_keys).astype(np.float32)  # (B, Kf)
     if not all_valid:
         scores[~valid] = -np.inf
     if scores.shape[1] <= k and bool((scores[:, :-1] >= scores[:, 1:]).all()):
@@ -244,3 +247,88 @@ def assemble(
         values=values,
     )
     return result, (slots if all_valid else np.where(valid, slots, -1))
+
+
+def search(
+    state: BankState,
+    config: BankConfig,
+    q: np.ndarray,
+    k: int,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, object] | None,
+    tail_samples: int | None,
+    with_vectors: bool,
+    rng: np.random.Generator,
+) -> SearchResult:
+    """Top-k of validated (B, Dk) queries over ``state`` (the caller holds the bank's
+    shared lock), with the softmax tail estimate when ``tail_samples`` is given."""
+    t = state.table
+    B = q.shape[0]
+    if t.n_live == 0:
+        result = empty_result(B, k, config, with_vectors=with_vectors)
+        if tail_samples is None:
+            return result
+        return dataclasses.replace(  # an empty bank: no tail
+            result,
+            tail_log_mass=np.full(B, -np.inf),
+            tail_value=np.zeros((B, config.value_dim), np.float32),
+        )
+    allowed = t.matching(metadata_filter) if metadata_filter else None
+    cands = candidates(state, config, q, k, ef_search=ef_search, nprobe=nprobe, allowed=allowed)
+    result, slots = assemble(state, config, q, cands, k, with_vectors=with_vectors)
+    if tail_samples is None:
+        return result
+    cached: TailSample | None = None
+    if allowed is not None:
+        population = allowed
+
+        def mean_value() -> np.ndarray:
+            return t.values[population].mean(0).astype(np.float32)  # (Dv,)
+
+    else:
+        population, mean_value = t.live_slots(), t.value_mean
+        if tail_samples < len(population):
+            cached = t.tail_sample(tail_samples, rng)
+    log_mass, value = tail_estimate(
+        state,
+        config,
+        q,
+        slots,
+        population,
+        n_samples=tail_samples,
+        rng=rng,
+        mean_value=mean_value,
+        cached=cached,
+    )
+    return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
+
+
+def options_of(
+    k: int | SearchOptions,
+    *,
+    ef_search: int | None,
+    nprobe: int | None,
+    metadata_filter: dict[str, Any] | None,
+    tail_samples: int | None,
+) -> SearchOptions:
+    """A search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
+    if isinstance(k, SearchOptions):
+        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
+            raise InvalidArgument(
+                "give the search knobs in the SearchOptions or as keywords, not both",
+                field="options",
+            )
+        return k
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
+    return SearchOptions(
+        k=int(k),
+        ef_search=ef_search,
+        nprobe=nprobe,
+        metadata_filter=None
+        if metadata_filter is None
+        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
+        tail_samples=tail_samples,
+    )

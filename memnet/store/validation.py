@@ -14,15 +14,48 @@ from typing import Any
 
 import numpy as np
 
+from memnet.core.json_values import check_json_depth
+from memnet.core.search_options import SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.store.types import (
-    MAX_TAIL_SAMPLES,
     BankConfig,
     JsonObject,
     MemoryBatch,
     Metric,
     StoreLimits,
 )
+
+MAX_ECHO_CHARS = 80  # of a caller's value quoted in an error message
+
+
+def shown(value: object, *, max_chars: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``max_chars`` with the full length noted.
+
+    A message never copies a huge input: gRPC sends it in a header, and a client refuses
+    headers past its limit (a 5 MiB bank name became RESOURCE_EXHAUSTED, not NOT_FOUND).
+    """
+    if isinstance(value, str | bytes) and len(value) > max_chars:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:max_chars]!r}… ({len(value):,} {unit})"
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit conversion limit
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= max_chars else f"{text[:max_chars]}… ({len(text):,} characters)"
+
+
+def utf8_size(text: str, *, field: str) -> int:
+    """Bytes of ``text`` in UTF-8; InvalidArgument naming ``field`` for a lone surrogate
+    (which JSON escapes like ``"\\ud800"`` and Python strings can hold, UTF-8 cannot)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise InvalidArgument(
+            f"{field} holds a lone surrogate "
+            f"({text[err.start : err.end].encode('unicode_escape').decode()}), "
+            "which is not valid Unicode",
+            field=field,
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -80,9 +113,9 @@ def _column(column: Sequence[Any] | None, n: int, *, field: str) -> None:
 def memory_id(value: object, *, field: str, limits: StoreLimits) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(
-            f"{field} entries must be non-empty strings, got {value!r}", field=field
+            f"{field} entries must be non-empty strings, got {shown(value)}", field=field
         )
-    if len(value.encode("utf-8")) > limits.max_id_bytes:
+    if utf8_size(value, field=field) > limits.max_id_bytes:
         raise InvalidArgument(
             f"{field} entry is longer than {limits.max_id_bytes} bytes", field=field
         )
@@ -99,39 +132,6 @@ def id_list(ids: Sequence[str], *, limits: StoreLimits, field: str = "ids") -> l
     return [memory_id(i, field=field, limits=limits) for i in ids]
 
 
-MAX_JSON_DEPTH = 32  # nesting of metadata and metadata filters, as the server enforces
-
-
-def _too_deep(value: object, limit: int) -> bool:
-    """True if ``value`` nests dicts and lists (or tuples) deeper than ``limit``; no recursion.
-
-    A scalar is depth 0, ``{}`` is 1. Stops at the first container past the limit, so a
-    self-referencing object terminates too.
-    """
-    pending: list[tuple[object, int]] = [(value, 0)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, dict):
-            item = list(item.values())
-        if isinstance(item, (list, tuple)):
-            if depth + 1 > limit:
-                return True
-            pending.extend((child, depth + 1) for child in item)
-    return False
-
-
-def json_too_deep(field: str) -> InvalidArgument:
-    return InvalidArgument(
-        f"{field} nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", field=field
-    )
-
-
-def check_json_depth(value: object, *, field: str) -> None:
-    """InvalidArgument naming ``field`` if ``value`` nests deeper than MAX_JSON_DEPTH."""
-    if _too_deep(value, MAX_JSON_DEPTH):
-        raise json_too_deep(field)
-
-
 def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} entries must be JSON objects (dict)", field=field)
@@ -139,8 +139,9 @@ def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as err:
-        raise InvalidArgument(f"{field} is not JSON-serialisable: {err}", field=field) from None
-    if len(encoded.encode("utf-8")) > max_bytes:
+        reason = shown(str(err), max_chars=200)
+        raise InvalidArgument(f"{field} is not JSON-serialisable: {reason}", field=field) from None
+    if utf8_size(encoded, field=field) > max_bytes:
         raise InvalidArgument(f"{field} entry exceeds {max_bytes} bytes as JSON", field=field)
     decoded: JsonObject = json.loads(encoded)  # a private copy: the caller may mutate theirs
     return decoded
@@ -168,7 +169,7 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
         seen: set[str] = set()
         for i in ids:
             if i is not None and i in seen:
-                raise InvalidArgument(f"ids repeats {i!r} within one batch", field="ids")
+                raise InvalidArgument(f"ids repeats {shown(i)} within one batch", field="ids")
             if i is not None:
                 seen.add(i)
     texts = None
@@ -177,7 +178,7 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
         for t in texts:
             if t is not None and not isinstance(t, str):
                 raise InvalidArgument("texts entries must be strings or None", field="texts")
-            if t is not None and len(t.encode("utf-8")) > limits.max_text_bytes:
+            if t is not None and utf8_size(t, field="texts") > limits.max_text_bytes:
                 raise InvalidArgument(
                     f"texts entry exceeds {limits.max_text_bytes} bytes", field="texts"
                 )
@@ -204,33 +205,19 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
 
 
 def search_args(
-    queries: object,
-    k: object,
-    config: BankConfig,
-    limits: StoreLimits,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
+    queries: object, options: SearchOptions, config: BankConfig, limits: StoreLimits
 ) -> np.ndarray:
-    """Validate a search; returns (B, Dk) float32 queries (unit-norm for cosine banks)."""
+    """Check a search against the bank and the store's limits (``SearchOptions`` checked
+    everything else); returns (B, Dk) float32 queries (unit-norm for cosine banks)."""
     q = matrix(queries, field="queries", cols=config.key_dim, max_rows=limits.max_queries)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= limits.max_k:
-        raise InvalidArgument(f"k must be an integer in [1, {limits.max_k}], got {k!r}", field="k")
-    if ef_search is not None and (
-        isinstance(ef_search, bool)
-        or not isinstance(ef_search, int)
-        or not 1 <= ef_search <= 1 << 16
-    ):
+    if options.k > limits.max_k:
+        raise InvalidArgument(f"k must be 1..{limits.max_k}, got {options.k}", field="k")
+    flt = options.metadata_filter
+    if flt is not None and len(flt.text.encode("utf-8")) > limits.max_metadata_bytes:
         raise InvalidArgument(
-            f"ef_search must be in [1, {1 << 16}], got {ef_search!r}", field="ef_search"
+            f"metadata_filter exceeds {limits.max_metadata_bytes} bytes as JSON",
+            field="metadata_filter",
         )
-    if nprobe is not None and (
-        isinstance(nprobe, bool) or not isinstance(nprobe, int) or not 1 <= nprobe <= 1 << 20
-    ):
-        raise InvalidArgument(f"nprobe must be in [1, {1 << 20}], got {nprobe!r}", field="nprobe")
-    if metadata_filter is not None:
-        json_object(metadata_filter, field="metadata_filter", max_bytes=limits.max_metadata_bytes)
     if config.metric is Metric.COSINE:
         norms = np.linalg.norm(q, axis=1, keepdims=True)  # (B, 1)
         if (norms == 0.0).any():
@@ -242,20 +229,6 @@ def search_args(
     return q
 
 
-def tail_samples(value: object) -> None:
-    """None, or the number of memories to sample for a tail estimate (1..MAX_TAIL_SAMPLES)."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise InvalidArgument(
-            f"tail_samples must be an integer, got {value!r}", field="tail_samples"
-        )
-    if not 1 <= value <= MAX_TAIL_SAMPLES:
-        raise InvalidArgument(
-            f"tail_samples must be in [1, {MAX_TAIL_SAMPLES}], got {value}", field="tail_samples"
-        )
-
-
 def page_size(value: object, limits: StoreLimits) -> int:
     if (
         isinstance(value, bool)
@@ -263,7 +236,8 @@ def page_size(value: object, limits: StoreLimits) -> int:
         or not 1 <= value <= limits.max_page_size
     ):
         raise InvalidArgument(
-            f"page_size must be in [1, {limits.max_page_size}], got {value!r}", field="page_size"
+            f"page_size must be in [1, {limits.max_page_size}], got {shown(value)}",
+            field="page_size",
         )
     return value
 
@@ -284,5 +258,5 @@ def page_token(token: str | None) -> int:
         return int(value)
     except (ValueError, UnicodeError) as err:
         raise InvalidArgument(
-            f"page_token {token!r} is not a token this bank returned", field="page_token"
+            f"page_token {shown(token)} is not a token this bank returned", field="page_token"
         ) from err

@@ -9,21 +9,34 @@ an existing bank).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
-from collections.abc import Hashable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import ValidationError
 
-from memnet.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from memnet.core.search_options import SearchOptions
+from memnet.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    KeySpaceChanged,
+)
 from memnet.serving.bank_source import BankMemorySource
-from memnet.serving.contract import AttentionMode, InputKind, ModelInfo, QueryOutput, ServedModel
-from memnet.store import Bank, MemoryStore
+from memnet.serving.contract import (
+    AttentionMode,
+    InputKind,
+    ModelInfo,
+    QueryOutput,
+    ServedModel,
+    check_options,
+)
+from memnet.serving.repository import ModelRef, ModelVersion
+from memnet.store.interface import BankStore
+from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
@@ -36,24 +49,16 @@ from memnet.store.types import (
     WriteMode,
     WriteResult,
 )
+from memnet_server import binding
 from memnet_server.batching import Batcher, BatchObserver
+from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
 from memnet_server.convert import validation_error
+from memnet_server.reindex import Reindexer, ReindexStatus
 
 LOG = logging.getLogger(__name__)
 
 RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
-
-
-class ModelCatalog(Protocol):
-    """The models a server can attach to banks (``memnet.serving.registry.ModelRegistry``)."""
-
-    @property
-    def default_name(self) -> str: ...
-
-    def get(self, name: str) -> ServedModel: ...
-
-    def models(self) -> list[ServedModel]: ...
 
 
 @dataclass(frozen=True)
@@ -89,19 +94,6 @@ class WriteOutcome:
 
 
 @dataclass(frozen=True)
-class QueryParams:
-    """Everything that must match for two queries to share a batched forward."""
-
-    k: int
-    hops: int | None
-    mode: AttentionMode
-    metadata_filter_json: str  # canonical JSON object (sorted keys), "" = no filter
-    ef_search: int | None
-    nprobe: int | None
-    tail_samples: int | None  # memories sampled to estimate the softmax mass outside k
-
-
-@dataclass(frozen=True)
 class QueryAnswer:
     output: QueryOutput  # rows of this request only
     unknown_words: list[list[str]]  # per question
@@ -109,6 +101,7 @@ class QueryAnswer:
     records: dict[str, MemoryRecord]  # attended memories with vectors, only with include_vectors
     bank_seq: int
     model: ModelInfo
+    model_version: int  # the version of ``model`` that answered
 
 
 class Engine:
@@ -116,7 +109,7 @@ class Engine:
 
     def __init__(
         self,
-        store: MemoryStore,
+        store: BankStore,
         models: ModelCatalog,
         settings: ServerSettings,
         *,
@@ -127,8 +120,9 @@ class Engine:
         self.settings = settings
         self._observe_batch = observe_batch
         self._default_model = settings.default_model or models.default_name
-        self.model(self._default_model)  # fail at startup, not at the first request
+        self.models.get(self._default_model)  # fail at startup, not at the first request
         self._batchers: dict[str, tuple[Bank, Batcher]] = {}  # bank name → (bank, batcher)
+        self.reindexer = Reindexer(models)
         self._lock = threading.Lock()
 
     # Models.
@@ -137,24 +131,48 @@ class Engine:
     def default_model(self) -> str:
         return self._default_model
 
-    def model(self, name: str) -> ServedModel:
-        return self.models.get(name)
+    def model(self, ref: str) -> ModelVersion:
+        """The version ``ref`` (NAME = the latest ready one, or NAME@VERSION) names."""
+        return self.models.get(ref)
+
+    def version_of(self, bank: Bank) -> ModelVersion:
+        """The model version whose keys the bank holds (FAILED_PRECONDITION if unserved)."""
+        return binding.version_of(self.models, bank.config, default_model=self._default_model)
 
     def model_of(self, bank: Bank) -> ServedModel:
-        name = bank.config.model or self._default_model
+        return self.version_of(bank).served()
+
+    def reindex_bank(self, bank_name: str, ref: str) -> ReindexStatus:
+        """Start re-encoding a text bank with the model version ``ref`` names."""
+        bank = self.bank(bank_name)
         try:
-            return self.models.get(name)
-        except NotFound as error:
+            current = self.version_of(bank).served().info.input_kind
+        except FailedPrecondition:
+            current = InputKind.TEXT  # its version is gone: reindexing is how it comes back
+        if current is not InputKind.TEXT:
             raise FailedPrecondition(
-                f"bank {bank.name!r} uses model {name!r}, which this server does not serve",
+                f"bank {bank.name!r} holds its callers' own vectors (model "
+                f"{bank.config.model!r}): there is nothing to re-encode",
                 field="bank",
-            ) from error
+            )
+        return self.reindexer.start(bank, self.model(ref))
+
+    def load_models(self, name: str | None) -> list[ModelVersion]:
+        """Scan the models directory now (for model ``name``, or all); the changes."""
+        return self.models.refresh(only=name)
+
+    def unload_model(self, name: str, version: int) -> None:
+        """Forget ``name@version``; FAILED_PRECONDITION naming the banks that use it."""
+        self.models.unload(
+            name, version, in_use=lambda n, v: binding.banks_using(self.store.banks(), n, v)
+        )
 
     # Banks.
 
     def create_bank(self, request: BankRequest) -> Bank:
-        model = self.model(request.model or self._default_model)
-        info = model.info
+        ref = ModelRef.parse(request.model or self._default_model, field="spec.model")
+        version = self.models.get(ref)
+        info = version.served().info
         key_dim, value_dim = request.key_dim, request.value_dim
         if info.input_kind is InputKind.TEXT:
             for field, given, fixed in (
@@ -187,13 +205,22 @@ class Engine:
                 index=request.index,
                 capacity=request.capacity,
                 capacity_policy=request.capacity_policy,
-                model=info.name,
+                model=version.name,
+                model_version=version.version,
+                model_fingerprint=version.fingerprint,
                 description=request.description,
             )
         except ValidationError as error:
             raise validation_error(error, prefix="spec") from error
-        bank = self.store.create_bank(config)
-        LOG.info("created bank %s (model %s, %s)", config.name, info.name, config.index.kind.value)
+        try:
+            bank = self.store.create_bank(config)
+        except InvalidArgument as error:  # the store names BankConfig fields: index.kind
+            if not (error.field or "").startswith("index."):
+                raise
+            raise InvalidArgument(str(error), field=f"spec.{error.field}") from error
+        LOG.info(
+            "created bank %s (model %s, %s)", config.name, version.ref, config.index.kind.value
+        )
         return bank
 
     def bank(self, name: str) -> Bank:
@@ -201,7 +228,7 @@ class Engine:
             raise InvalidArgument("bank name is required", field="bank")
         return self.store.bank(name)
 
-    def banks(self) -> list[Bank]:
+    def banks(self) -> Sequence[Bank]:
         return self.store.banks()
 
     def drop_bank(self, name: str) -> None:
@@ -214,23 +241,31 @@ class Engine:
     def key_space(self, bank: Bank) -> str:
         """Which key space the bank's index holds and which hops search it."""
         config = bank.config
-        name = config.model or self._default_model
+        ref = binding.describe(config, self._default_model)
         try:
-            hops = self.models.get(name).info.max_hops
-        except NotFound:
-            return (
-                f"keys of model {name!r} (not served), dim {config.key_dim}, {config.metric.value}"
-            )
+            hops = self.version_of(bank).served().info.max_hops
+        except FailedPrecondition:
+            return f"keys of model {ref} (not served), dim {config.key_dim}, {config.metric.value}"
         return (
-            f"one key space: keys of model {name!r}, dim {config.key_dim}, "
+            f"one key space: keys of model {ref}, dim {config.key_dim}, "
             f"{config.metric.value}; searched by every hop 1..{hops}"
         )
 
     # Memories.
 
     def write(self, bank_name: str, data: WriteInput, *, mode: WriteMode) -> WriteOutcome:
+        """Encode (text banks) and store one batch; if the bank switched model versions
+        meanwhile (a reindex), the batch is encoded again with the new version."""
+        try:
+            return self._write_once(bank_name, data, mode=mode)
+        except KeySpaceChanged:
+            return self._write_once(bank_name, data, mode=mode)
+
+    def _write_once(self, bank_name: str, data: WriteInput, *, mode: WriteMode) -> WriteOutcome:
         bank = self.bank(bank_name)
-        info = self.model_of(bank).info
+        config = bank.config
+        model = binding.version_of(self.models, config, default_model=self._default_model).served()
+        info = model.info
         unknown: set[str] = set()
         if info.input_kind is InputKind.TEXT:
             if data.keys is not None or data.values is not None:
@@ -245,7 +280,7 @@ class Engine:
                     raise InvalidArgument(
                         f"batch.memories[{i}].text is empty", field=f"batch.memories[{i}].text"
                     )
-            encoded = self.model_of(bank).encode_memories([t or "" for t in texts])
+            encoded = model.encode_memories([t or "" for t in texts])
             keys, values = encoded.keys, encoded.values
             for words in encoded.unknown_words:
                 unknown.update(words)
@@ -258,7 +293,12 @@ class Engine:
                 )
             keys, values = data.keys, data.values
         batch = MemoryBatch(
-            keys=keys, values=values, ids=data.ids, texts=data.texts, metadata=data.metadata
+            keys=keys,
+            values=values,
+            ids=data.ids,
+            texts=data.texts,
+            metadata=data.metadata,
+            key_space=config.key_space if info.input_kind is InputKind.TEXT else None,
         )
         result = bank.write(batch, mode=mode)
         return WriteOutcome(result=result, unknown_words=sorted(unknown))
@@ -268,7 +308,7 @@ class Engine:
     def query(
         self,
         bank_name: str,
-        params: QueryParams,
+        options: SearchOptions,
         *,
         questions: list[str] | None,
         vectors: np.ndarray | None,
@@ -280,12 +320,44 @@ class Engine:
 
         The attended memories' text and metadata come with the answer unless
         ``include_contents`` is False; their key and value vectors (a copy each) only
-        with ``include_vectors``.
+        with ``include_vectors``. A query never mixes model versions: if the bank
+        switches versions while it runs (a reindex), it runs again on the new one.
         """
+        for attempt in (1, 2):
+            try:
+                return self._query_once(
+                    bank_name,
+                    options,
+                    questions=questions,
+                    vectors=vectors,
+                    deadline=deadline,
+                    include_vectors=include_vectors,
+                    include_contents=include_contents,
+                )
+            except KeySpaceChanged:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _query_once(
+        self,
+        bank_name: str,
+        options: SearchOptions,
+        *,
+        questions: list[str] | None,
+        vectors: np.ndarray | None,
+        deadline: float | None,
+        include_vectors: bool,
+        include_contents: bool,
+    ) -> QueryAnswer:
         bank = self.bank(bank_name)
-        model = self.model_of(bank)
+        config = bank.config
+        version = binding.version_of(self.models, config, default_model=self._default_model)
+        model = version.served()
         info = model.info
-        self._check_query_params(info, params, bank)
+        if info.input_kind is InputKind.TEXT:
+            options = replace(options, key_space=config.key_space)
+        self._check_options(info, options, bank)
         _check_deadline(deadline)
         if info.input_kind is InputKind.TEXT:
             if vectors is not None or not questions:
@@ -310,7 +382,7 @@ class Engine:
             queries, unknown = vectors, [[] for _ in range(vectors.shape[0])]
         _check_deadline(deadline)
         bank_seq = bank.last_seq
-        output = self._run(bank, model, params, np.ascontiguousarray(queries), deadline)
+        output = self._run(bank, model, options, np.ascontiguousarray(queries), deadline)
         attended: set[str] = set()
         if include_contents or include_vectors:
             attended = {i for hop in output.hops for row in hop.ids for i in row if i}
@@ -327,55 +399,29 @@ class Engine:
             records=records,
             bank_seq=bank_seq,
             model=info,
+            model_version=version.version,
         )
 
-    def _check_query_params(self, info: ModelInfo, params: QueryParams, bank: Bank) -> None:
-        if params.hops is not None and not 1 <= params.hops <= info.max_hops:
-            raise InvalidArgument(
-                f"hops must be 1..{info.max_hops} for model {info.name!r}, got {params.hops}",
-                field="hops",
-            )
-        if params.mode not in info.attention_modes:
-            allowed = ", ".join(m.value for m in info.attention_modes)
-            raise InvalidArgument(
-                f"attention_mode {params.mode.value} is not supported by model {info.name!r} "
-                f"(supported: {allowed})",
-                field="attention_mode",
-            )
-        if params.mode is AttentionMode.SOFT and bank.count() > self.settings.max_k:
+    def _check_options(self, info: ModelInfo, options: SearchOptions, bank: Bank) -> None:
+        check_options(info, options)
+        if options.mode is AttentionMode.SOFT and bank.count() > self.settings.max_k:
             raise InvalidArgument(
                 f"ATTENTION_MODE_SOFT attends over all {bank.count()} memories of bank "
                 f"{bank.name!r}; the limit is max_k={self.settings.max_k}",
                 field="attention_mode",
             )
-        if params.tail_samples is not None:
-            _check_tail_samples(info, params.mode)
 
     def _run(
         self,
         bank: Bank,
         model: ServedModel,
-        params: QueryParams,
+        options: SearchOptions,
         queries: np.ndarray,
         deadline: float | None,
     ) -> QueryOutput:
         if not self.settings.batching_enabled:
-            return self._forward(bank, model, params, queries)
-        return self._batcher(bank, model).submit(params, queries, deadline=deadline)
-
-    def _forward(
-        self, bank: Bank, model: ServedModel, params: QueryParams, queries: np.ndarray
-    ) -> QueryOutput:
-        source = BankMemorySource(
-            bank,
-            ef_search=params.ef_search,
-            nprobe=params.nprobe,
-            tail_samples=params.tail_samples,
-            metadata_filter=json.loads(params.metadata_filter_json)
-            if params.metadata_filter_json
-            else None,
-        )
-        return model.query(queries, source, k=params.k, hops=params.hops, mode=params.mode)
+            return model.query(queries, BankMemorySource(bank), options)
+        return self._batcher(bank, model).submit(options, queries, deadline=deadline)
 
     def _batcher(self, bank: Bank, model: ServedModel) -> Batcher:
         with self._lock:
@@ -384,10 +430,11 @@ class Engine:
             # one (cached by a query that raced the drop) still runs against the old bank.
             batcher = cached[1] if cached is not None and cached[0] is bank else None
             if batcher is None:
+                source = BankMemorySource(bank)
 
                 def run_batch(key: Hashable, queries: np.ndarray) -> QueryOutput:
-                    assert isinstance(key, QueryParams)
-                    return self._forward(bank, model, key, queries)
+                    assert isinstance(key, SearchOptions)
+                    return model.query(queries, source, key)
 
                 batcher = Batcher(
                     run_batch,
@@ -399,28 +446,6 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
-
-
-def _check_tail_samples(info: ModelInfo, mode: AttentionMode) -> None:
-    """tail_samples estimates the softmax mass outside a sparse top-k of a vector model."""
-    if info.input_kind is not InputKind.VECTOR:
-        raise InvalidArgument(
-            f"tail_samples is for vector models; model {info.name!r} takes text and "
-            "does not estimate the softmax tail",
-            field="tail_samples",
-        )
-    if mode is AttentionMode.SOFT:
-        raise InvalidArgument(
-            "tail_samples is for ATTENTION_MODE_SPARSE; ATTENTION_MODE_SOFT already "
-            "attends over every memory, so there is no tail to estimate",
-            field="tail_samples",
-        )
-    if mode is not AttentionMode.SPARSE:
-        raise InvalidArgument(
-            f"tail_samples is for ATTENTION_MODE_SPARSE, not ATTENTION_MODE_{mode.name} "
-            "(no softmax over the top-k whose tail it could estimate)",
-            field="tail_samples",
-        )
 
 
 def _check_deadline(deadline: float | None) -> None:

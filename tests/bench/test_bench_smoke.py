@@ -46,7 +46,7 @@ def test_topk_equals_exact_at_k_equal_m(tmp_path: Path, kind: str, name: str) ->
     torch_o = ea.exact_attention_fns(ds)["matmul"](q).numpy()
     np.testing.assert_allclose(torch_o, o_exact, rtol=1e-4, atol=1e-5)
     store = ea.scratch_store(tmp_path)
-    source = BankMemorySource(ea.build_bank(store, "smoke", ds, kind))
+    source = ea.Variant(BankMemorySource(ea.build_bank(store, "smoke", ds, kind)))
     model = VectorPassThroughModel()
     err_all, mass_all = ea.accuracy(model, source, q, M, o_exact=o_exact, lse=lse)
     if kind != "ivf":  # IVF with nprobe < nlist may not reach every memory

@@ -28,7 +28,8 @@ from memnet.api.v1 import (
     model_pb2_grpc,
     query_pb2_grpc,
 )
-from memnet.errors import FailedPrecondition, NotFound
+from memnet.core.search_options import SearchOptions
+from memnet.errors import FailedPrecondition
 from memnet.serving.contract import (
     AttentionMode,
     HopAttention,
@@ -38,9 +39,10 @@ from memnet.serving.contract import (
     QueryOutput,
     ServedModel,
 )
+from memnet.serving.repository import CHECKPOINT_DIR, ModelRepository
 from memnet.store.types import Metric
 from memnet_server import MemnetService, ServerSettings
-from memnet_server.engine import ModelCatalog
+from memnet_server.binding import ModelCatalog
 
 
 def _vector_info(name: str) -> ModelInfo:
@@ -76,16 +78,10 @@ class VectorDouble:
         raise FailedPrecondition("vector model", field="model")
 
     def query(
-        self,
-        queries: np.ndarray,
-        memory: MemorySource,
-        *,
-        k: int,
-        hops: int | None = None,
-        mode: AttentionMode = AttentionMode.SPARSE,
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
     ) -> QueryOutput:
         self.batch_sizes.append(int(queries.shape[0]))
-        result = memory.retrieve(queries, k)
+        result = memory.retrieve(queries, options)
         scores = np.where(result.valid, result.scores, -np.inf)
         weights = np.exp(scores - scores.max(axis=1, keepdims=True))
         weights = np.where(result.valid, weights, 0.0)
@@ -97,7 +93,7 @@ class VectorDouble:
             scores=np.where(result.valid, result.scores, 0.0).astype(np.float32),
             weights=weights.astype(np.float32),
         )
-        return QueryOutput(readout=readout, hops=[hop] * (hops or 1), answer_probs=None)
+        return QueryOutput(readout=readout, hops=[hop] * (options.hops or 1), answer_probs=None)
 
 
 class SlowDouble(VectorDouble):
@@ -107,38 +103,33 @@ class SlowDouble(VectorDouble):
         super().__init__(name)
         self.delay_s = delay_s
 
-    def query(self, queries: np.ndarray, memory: MemorySource, **options: Any) -> QueryOutput:
+    def query(
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
+    ) -> QueryOutput:
         time.sleep(self.delay_s)
-        return super().query(queries, memory, **options)
+        return super().query(queries, memory, options)
 
 
 class BrokenDouble(VectorDouble):
     """A vector double whose forward hits a bug (→ INTERNAL)."""
 
-    def query(self, queries: np.ndarray, memory: MemorySource, **options: Any) -> QueryOutput:
+    def query(
+        self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
+    ) -> QueryOutput:
         raise RuntimeError("secret internal detail")
 
 
-class Catalog:
-    """The shipped registry plus doubles (or doubles alone with ``base=None``)."""
-
-    def __init__(self, base: ModelCatalog | None, *doubles: ServedModel) -> None:
-        self._base = base
-        self._doubles = {double.info.name: double for double in doubles}
-
-    @property
-    def default_name(self) -> str:
-        return self._base.default_name if self._base else next(iter(self._doubles))
-
-    def get(self, name: str) -> ServedModel:
-        if name in self._doubles:
-            return self._doubles[name]
-        if self._base is None:
-            raise NotFound(f"model {name!r} not found", field="model")
-        return self._base.get(name)
-
-    def models(self) -> list[ServedModel]:
-        return [*(self._base.models() if self._base else []), *self._doubles.values()]
+def Catalog(base: ModelCatalog | None, *doubles: ServedModel) -> ModelRepository:  # noqa: N802
+    """A repository of test doubles (version 1 each), over the shipped models with a
+    ``base``; the default model is the first double without one."""
+    repository = ModelRepository(
+        builtin_dir=CHECKPOINT_DIR if base is not None else None,
+        default_name=None if base is not None else doubles[0].info.name,
+    )
+    repository.refresh()
+    for double in doubles:
+        repository.add(double)
+    return repository
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import grpc
@@ -10,9 +9,10 @@ import numpy as np
 
 from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import query_pb2, query_pb2_grpc
+from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.serving.contract import HopAttention
-from memnet.store.types import MAX_TAIL_SAMPLES, MAX_VECTOR_DIM
+from memnet.store.types import MAX_VECTOR_DIM
 from memnet_server.config import ServerSettings
 from memnet_server.convert import (
     ATTENTION_MODE_FROM_PROTO,
@@ -20,7 +20,7 @@ from memnet_server.convert import (
     enum_value,
     parse_json_object,
 )
-from memnet_server.engine import Engine, QueryAnswer, QueryParams
+from memnet_server.engine import Engine, QueryAnswer
 from memnet_server.servicers.query_arrays import decode_layout, encode_arrays, hop_weight_order
 
 DEFAULT_TOP_ANSWERS = 5
@@ -29,32 +29,21 @@ MAX_FILTER_BYTES = 64 * 1024
 NO_DEADLINE_S = 1e8  # time_remaining() above this means the caller set no deadline
 
 
-def decode_params(request: query_pb2.QueryRequest, settings: ServerSettings) -> QueryParams:
-    k = request.k or settings.default_k
-    if k > settings.max_k:
-        raise InvalidArgument(f"k must be 1..{settings.max_k}, got {k}", field="k")
-    ef_search = request.ef_search if request.HasField("ef_search") else None
-    nprobe = request.nprobe if request.HasField("nprobe") else None
-    for name, value in (("ef_search", ef_search), ("nprobe", nprobe)):
-        if value is not None and not 1 <= value <= 65536:
-            raise InvalidArgument(f"{name} must be 1..65536, got {value}", field=name)
-    tail_samples = request.tail_samples if request.HasField("tail_samples") else None
-    if tail_samples is not None and not 1 <= tail_samples <= MAX_TAIL_SAMPLES:
-        raise InvalidArgument(
-            f"tail_samples must be 1..{MAX_TAIL_SAMPLES}, got {tail_samples}",
-            field="tail_samples",
-        )
+def decode_options(request: query_pb2.QueryRequest, settings: ServerSettings) -> SearchOptions:
+    """The request's search options (``SearchOptions`` checks every rule and limit)."""
     metadata_filter = parse_json_object(
         request.metadata_filter_json, field="metadata_filter_json", max_bytes=MAX_FILTER_BYTES
     )
-    return QueryParams(
-        k=k,
+    return SearchOptions(
+        k=request.k or settings.default_k,
         hops=request.hops or None,
         mode=enum_value(ATTENTION_MODE_FROM_PROTO, request.attention_mode, field="attention_mode"),
-        metadata_filter_json=json.dumps(metadata_filter, sort_keys=True) if metadata_filter else "",
-        ef_search=ef_search,
-        nprobe=nprobe,
-        tail_samples=tail_samples,
+        ef_search=request.ef_search if request.HasField("ef_search") else None,
+        nprobe=request.nprobe if request.HasField("nprobe") else None,
+        metadata_filter=MetadataFilter.of(metadata_filter, field="metadata_filter_json")
+        if metadata_filter
+        else None,
+        tail_samples=request.tail_samples if request.HasField("tail_samples") else None,
     )
 
 
@@ -186,7 +175,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def Query(  # noqa: N802
         self, request: query_pb2.QueryRequest, context: grpc.ServicerContext
     ) -> query_pb2.QueryResponse:
-        params = decode_params(request, self._settings)
+        options = decode_options(request, self._settings)
         top = decode_top_answers(request, self._settings)
         questions, vectors = decode_inputs(request, self._settings)
         as_arrays = decode_layout(request)
@@ -195,7 +184,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         deadline = time.monotonic() + remaining_s if has_deadline else None
         answer = self._engine.query(
             request.bank,
-            params,
+            options,
             questions=questions,
             vectors=vectors,
             deadline=deadline,
@@ -204,7 +193,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         )
         if as_arrays:
             return query_pb2.QueryResponse(
-                arrays=encode_arrays(answer), model=answer.model.name, bank_seq=answer.bank_seq
+                arrays=encode_arrays(answer),
+                model=answer.model.name,
+                model_version=answer.model_version,
+                bank_seq=answer.bank_seq,
             )
         rows = answer.output.readout.shape[0]
         orders = weight_orders(answer)
@@ -220,5 +212,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 for row in range(rows)
             ],
             model=answer.model.name,
+            model_version=answer.model_version,
             bank_seq=answer.bank_seq,
         )

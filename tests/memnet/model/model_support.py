@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from memnet.core.search_options import SearchOptions
 from memnet.data.babi import find_default_data_dir
 from memnet.data.vocab import Vocabulary
 from memnet.model.checkpoint import Checkpoint
@@ -53,7 +54,8 @@ class ArraySource:
     def size(self) -> int:
         return len(self.ids)
 
-    def retrieve(self, queries: np.ndarray, k: int) -> SearchResult:
+    def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
+        k = options.k
         self.calls.append(k)
         N, (B, Dk), Dv = len(self.ids), queries.shape, self.values.shape[1]
         keys, q = self.keys, queries

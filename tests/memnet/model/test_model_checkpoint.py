@@ -9,6 +9,7 @@ import pytest
 import torch
 from model_support import ArraySource, tiny_checkpoint
 
+from memnet.core.search_options import SearchOptions
 from memnet.errors import InvalidArgument, NotFound
 from memnet.model.checkpoint import load_checkpoint, save_checkpoint
 from memnet.serving.text_model import TextMemoryModel
@@ -34,7 +35,7 @@ def test_round_trip_gives_identical_outputs(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ea.keys, eb.keys)
     src = ArraySource(["a", "b"], ea.keys, ea.values, cosine=True)
     u = served_a.encode_queries(["where is mary"]).vectors
-    oa, ob = served_a.query(u, src, k=2), served_b.query(u, src, k=2)
+    oa, ob = served_a.query(u, src, SearchOptions(k=2)), served_b.query(u, src, SearchOptions(k=2))
     assert oa.answer_probs is not None and ob.answer_probs is not None
     np.testing.assert_array_equal(oa.answer_probs, ob.answer_probs)
     np.testing.assert_array_equal(oa.hops[-1].weights, ob.hops[-1].weights)

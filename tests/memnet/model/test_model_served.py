@@ -7,6 +7,7 @@ import pytest
 import torch
 from model_support import ArraySource, tiny_checkpoint
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.data.vocab import tokenize
 from memnet.errors import FailedPrecondition, InvalidArgument
 from memnet.serving.bank_source import BankMemorySource
@@ -60,7 +61,7 @@ def test_story_in_a_bank_answers_like_the_training_forward(
     u0 = served.encode_queries([QUESTION]).vectors
     bank = _bank(served, cosine=scoring == "cosine")
     for mode, k in [(AttentionMode.SPARSE, 5), (AttentionMode.SPARSE, 64), (AttentionMode.SOFT, 1)]:
-        out = served.query(u0, bank, k=k, mode=mode)
+        out = served.query(u0, bank, SearchOptions(k=k, mode=mode))
         assert out.answer_probs is not None
         np.testing.assert_allclose(
             out.answer_probs, torch.softmax(ref.logits, -1).numpy(), rtol=1e-4, atol=1e-6
@@ -79,14 +80,14 @@ def test_story_in_a_bank_answers_like_the_training_forward(
 def test_query_output_shapes_padding_and_hard_mode() -> None:
     served = as_served(tiny_checkpoint())
     u0 = served.encode_queries([QUESTION, "Where is John?"]).vectors
-    out = served.query(u0, _bank(served), k=8, mode=AttentionMode.SPARSE, hops=2)
+    out = served.query(u0, _bank(served), SearchOptions(k=8, mode=AttentionMode.SPARSE, hops=2))
     assert len(out.hops) == 2 and out.readout.shape == (2, 16)
     assert out.answer_probs is not None and out.answer_probs.shape == (2, 6)
     hop = out.hops[0]
     assert hop.scores.shape == hop.weights.shape == (2, 8) and hop.weights.dtype == np.float32
     assert hop.ids[0][5:] == ["", "", ""] and np.all(hop.weights[:, 5:] == 0)
     np.testing.assert_allclose(hop.weights.sum(-1), 1.0, rtol=1e-5)
-    hard = served.query(u0, _bank(served), k=3, mode=AttentionMode.HARD)
+    hard = served.query(u0, _bank(served), SearchOptions(k=3, mode=AttentionMode.HARD))
     for h in hard.hops:
         assert np.all(h.weights.sum(-1) == 1.0) and np.all(h.weights.max(-1) == 1.0)
         np.testing.assert_array_equal(h.weights.argmax(-1), h.scores.argmax(-1))
@@ -99,12 +100,12 @@ def test_no_gradient_reaches_stored_memory_vectors() -> None:
     seen: list[bool] = []
 
     class Spy(ArraySource):
-        def retrieve(self, queries: np.ndarray, k: int) -> SearchResult:
+        def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
             seen.append(torch.is_grad_enabled())
-            return super().retrieve(queries, k)
+            return super().retrieve(queries, options)
 
     spy = Spy(bank.ids, bank.keys, bank.values)
-    out = served.query(served.encode_queries([QUESTION]).vectors, spy, k=5)
+    out = served.query(served.encode_queries([QUESTION]).vectors, spy, SearchOptions(k=5))
     assert seen == [False, False, False]  # every hop runs with autograd off
     assert all(p.grad is None for p in served.model.parameters())
     np.testing.assert_array_equal(bank.keys, keys_before)
@@ -134,10 +135,10 @@ def test_bad_query_arguments_name_their_field() -> None:
     u0 = served.encode_queries([QUESTION]).vectors
     for kwargs, field in [({"k": 0}, "k"), ({"k": 3, "hops": 4}, "hops")]:
         with pytest.raises(InvalidArgument) as e:
-            served.query(u0, bank, **kwargs)  # type: ignore[arg-type]
+            served.query(u0, bank, SearchOptions(**kwargs))  # type: ignore[arg-type]
         assert e.value.field == field
     with pytest.raises(InvalidArgument) as e3:
-        served.query(np.zeros((1, 5), np.float32), bank, k=3)
+        served.query(np.zeros((1, 5), np.float32), bank, SearchOptions(k=3))
     assert e3.value.field == "queries"
 
 
@@ -158,42 +159,25 @@ def test_model_info() -> None:
 
 
 def test_bank_memory_source_forwards_search_options() -> None:
-    calls: list[dict[str, object]] = []
+    calls: list[tuple[SearchOptions, bool]] = []
     result = SearchResult(
         [[""]], np.zeros((1, 1), np.float32), np.zeros((1, 1), bool), np.full((1, 1), -1, np.int64)
     )
 
     class FakeBank:
         def search(
-            self,
-            queries: np.ndarray,
-            k: int,
-            *,
-            ef_search: int | None = None,
-            nprobe: int | None = None,
-            metadata_filter: object = None,
-            with_vectors: bool = True,
-            tail_samples: int | None = None,
+            self, queries: np.ndarray, k: SearchOptions, *, with_vectors: bool = False
         ) -> SearchResult:
-            calls.append(
-                {
-                    "k": k,
-                    "ef": ef_search,
-                    "nprobe": nprobe,
-                    "filter": metadata_filter,
-                    "vectors": with_vectors,
-                    "tail": tail_samples,
-                }
-            )
+            calls.append((k, with_vectors))
             return result
 
         def count(self) -> int:
             return 7
 
-    source = BankMemorySource(
-        FakeBank(), ef_search=128, nprobe=4, metadata_filter={"a": 1}, tail_samples=64
+    source = BankMemorySource(FakeBank())
+    options = SearchOptions(
+        k=5, ef_search=128, nprobe=4, metadata_filter=MetadataFilter.of({"a": 1}), tail_samples=64
     )
     assert source.size() == 7
-    assert source.retrieve(np.zeros((1, 3), np.float32), 5) is result
-    expected = {"k": 5, "ef": 128, "nprobe": 4, "filter": {"a": 1}, "vectors": True, "tail": 64}
-    assert calls == [expected]
+    assert source.retrieve(np.zeros((1, 3), np.float32), options) is result
+    assert calls == [(options, True)]  # the same options, and vectors for attention

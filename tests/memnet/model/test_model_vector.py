@@ -1,17 +1,14 @@
-"""The pass-through vector model and the model registry."""
+"""The pass-through vector model."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from model_support import ArraySource, tiny_checkpoint
+from model_support import ArraySource
 
-from memnet.errors import FailedPrecondition, InvalidArgument, NotFound
-from memnet.model.checkpoint import save_checkpoint
+from memnet.core.search_options import SearchOptions
+from memnet.errors import FailedPrecondition, InvalidArgument
 from memnet.serving.contract import AttentionMode, InputKind
-from memnet.serving.registry import DEFAULT_MODEL, ModelRegistry
 from memnet.serving.vector_model import VectorPassThroughModel
 
 
@@ -26,48 +23,25 @@ def test_vector_model_attends_with_the_bank_scores() -> None:
     model = VectorPassThroughModel()
     src = _source()
     u = np.ones((1, 4), np.float32)
-    out = model.query(u, src, k=6, mode=AttentionMode.SOFT)
+    out = model.query(u, src, SearchOptions(k=6, mode=AttentionMode.SOFT))
     s = (u @ src.keys.T)[0]
     p = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
     np.testing.assert_allclose(out.readout[0], u[0] + p @ src.values, rtol=1e-5)
     assert out.answer_probs is None
-    hard = model.query(u, src, k=3, mode=AttentionMode.HARD)
+    hard = model.query(u, src, SearchOptions(k=3, mode=AttentionMode.HARD))
     assert hard.hops[0].weights[0].tolist() == [1.0, 0.0, 0.0]
-    two = model.query(u, src, k=3, hops=2)
+    two = model.query(u, src, SearchOptions(k=3, hops=2))
     assert len(two.hops) == 2
 
 
 def test_vector_model_needs_equal_dims_for_several_hops() -> None:
     model = VectorPassThroughModel()
     src = _source(Dv=3)
-    one = model.query(np.ones((2, 4), np.float32), src, k=2)
+    one = model.query(np.ones((2, 4), np.float32), src, SearchOptions(k=2))
     assert one.readout.shape == (2, 3)
     with pytest.raises(InvalidArgument) as e:
-        model.query(np.ones((1, 4), np.float32), src, k=2, hops=2)
+        model.query(np.ones((1, 4), np.float32), src, SearchOptions(k=2, hops=2))
     assert e.value.field == "hops"
     with pytest.raises(FailedPrecondition):
         model.encode_memories(["text"])
     assert model.info.input_kind is InputKind.VECTOR and model.info.key_dim is None
-
-
-def test_registry(tmp_path: Path) -> None:
-    save_checkpoint(tmp_path / "tiny.pt", tiny_checkpoint())
-    registry = ModelRegistry.load_default(tmp_path)
-    assert registry.default_name == "vector"  # no babi-joint in this directory
-    assert [m.info.name for m in registry.models()] == ["tiny-layerwise", "vector"]
-    with pytest.raises(NotFound) as e:
-        registry.get("nope")
-    assert e.value.field == "model"
-    info = registry.add_checkpoint(tmp_path / "tiny.pt", name="other")
-    assert info.name == "other" and registry.get("other").info.input_kind is InputKind.TEXT
-    save_checkpoint(tmp_path / "adj.pt", tiny_checkpoint(tying="adjacent"))
-    with pytest.raises(FailedPrecondition):
-        registry.add_checkpoint(tmp_path / "adj.pt")
-
-
-def test_shipped_registry_serves_babi_joint() -> None:
-    registry = ModelRegistry.load_default()
-    assert registry.default_name == DEFAULT_MODEL
-    model = registry.get(DEFAULT_MODEL)
-    assert registry.get("vector").info.input_kind is InputKind.VECTOR
-    assert model.info.input_kind is InputKind.TEXT and "garden" in model.info.answer_vocab

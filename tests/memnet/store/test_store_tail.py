@@ -1,4 +1,5 @@
-"""Softmax tail estimates: a bank's search with tail_samples, read by the vector model."""
+"""Softmax tail estimates: a bank's search with tail_samples, read by the vector model
+(on every backend; the sampled estimate of a large bank on FAISS only)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_testlib import make_bank_config, open_store
+from store_testlib import Backend, make_bank_config, open_store
 
+from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import AttentionMode
 from memnet.serving.vector_model import VectorPassThroughModel
-from memnet.store import Bank, IndexKind, IndexSpec, MemoryBatch, Metric
+from memnet.store import IndexKind, IndexSpec, MemoryBatch, Metric
+from memnet.store.interface import MemoryBank
 from memnet.store.vectors import NewRows, SlotTable
 
 D = 8
 
 
-def _fill(bank: Bank, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _fill(bank: MemoryBank, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     keys = rng.standard_normal((n, D)).astype(np.float32)
     values = rng.standard_normal((n, D)).astype(np.float32)
@@ -38,13 +41,15 @@ def _exact(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndar
 
 
 @pytest.mark.parametrize("kind", [IndexKind.FLAT, IndexKind.HNSW])
-def test_a_sample_covering_the_bank_gives_exact_attention(tmp_path: Path, kind: IndexKind) -> None:
-    store = open_store(tmp_path)
+def test_a_sample_covering_the_bank_gives_exact_attention(
+    backend: Backend, kind: IndexKind
+) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D, index=IndexSpec(kind=kind)))
     keys, values = _fill(bank, 500)
     queries = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
-    source = BankMemorySource(bank, tail_samples=500)
-    out = VectorPassThroughModel().query(queries, source, k=8)
+    source = BankMemorySource(bank)
+    out = VectorPassThroughModel().query(queries, source, SearchOptions(k=8, tail_samples=500))
     (hop,) = out.hops
     assert hop.tail_weights is not None
     for row, q in enumerate(queries):
@@ -54,7 +59,9 @@ def test_a_sample_covering_the_bank_gives_exact_attention(tmp_path: Path, kind: 
         np.testing.assert_allclose(hop.weights[row], p[listed], rtol=1e-4)
         assert hop.tail_weights[row] == pytest.approx(1 - p[listed].sum(), abs=1e-5)
         assert 0 < hop.tail_weights[row] < 1
-    plain = VectorPassThroughModel().query(queries, BankMemorySource(bank), k=8).hops[0]
+    plain = (
+        VectorPassThroughModel().query(queries, BankMemorySource(bank), SearchOptions(k=8)).hops[0]
+    )
     assert plain.tail_weights is None
     np.testing.assert_allclose(plain.weights.sum(1), 1, rtol=1e-5)  # renormalised over the K
     store.close()
@@ -78,9 +85,9 @@ def test_a_small_sample_estimates_the_tail_mass(tmp_path: Path) -> None:
 
 
 def test_a_sampled_tail_reads_the_mean_value_kept_through_writes_deletes_and_reopen(
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    store = open_store(tmp_path)
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
     _, values = _fill(bank, 100)
     q = np.ones((1, D), np.float32)
@@ -95,41 +102,45 @@ def test_a_sampled_tail_reads_the_mean_value_kept_through_writes_deletes_and_reo
     assert after is not None
     np.testing.assert_allclose(after[0], live.mean(0), rtol=1e-5, atol=1e-6)
     store.close()
-    store = open_store(tmp_path)
+    store = backend.open()
     reopened = store.bank("b").search(q, 4, tail_samples=10).tail_value
     assert reopened is not None
     np.testing.assert_allclose(reopened[0], live.mean(0), rtol=1e-5, atol=1e-6)
     store.close()
 
 
-def test_a_filtered_search_estimates_over_the_matching_memories(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_filtered_search_estimates_over_the_matching_memories(backend: Backend) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
     keys, values = _fill(bank, 200)
     q = np.random.default_rng(3).standard_normal(D).astype(np.float32)
-    source = BankMemorySource(bank, metadata_filter={"g": 1}, tail_samples=1_000)
-    out = VectorPassThroughModel().query(q[None], source, k=5)
+    source = BankMemorySource(bank)
+    options = SearchOptions(k=5, metadata_filter=MetadataFilter.of({"g": 1}), tail_samples=1_000)
+    out = VectorPassThroughModel().query(q[None], source, options)
     odd = np.arange(1, 200, 2)
     _, o = _exact(q, keys[odd], values[odd])
     np.testing.assert_allclose(out.readout[0], q + o, rtol=1e-4, atol=1e-5)
     store.close()
 
 
-def test_tail_edge_cases_and_limits(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_tail_edge_cases_and_limits(backend: Backend) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D, metric=Metric.L2))
     q = np.ones((1, D), np.float32)
     empty = bank.search(q, 3, tail_samples=5)
     assert empty.tail_log_mass is not None and np.isneginf(empty.tail_log_mass).all()
-    out = VectorPassThroughModel().query(q, BankMemorySource(bank, tail_samples=5), k=3)
+    out = VectorPassThroughModel().query(
+        q, BankMemorySource(bank), SearchOptions(k=3, tail_samples=5)
+    )
     np.testing.assert_array_equal(out.readout, q)  # nothing to read
     _fill(bank, 3)
     covered = bank.search(q, 3, tail_samples=5)  # the K hold every memory: no tail
     assert covered.tail_log_mass is not None and np.isneginf(covered.tail_log_mass).all()
-    hard = VectorPassThroughModel().query(
-        q, BankMemorySource(bank, tail_samples=5), k=3, mode=AttentionMode.HARD
-    )
-    assert hard.hops[0].tail_weights is None and hard.hops[0].weights.sum() == 1
+    with pytest.raises(InvalidArgument) as no_tail:  # hard attention has no softmax tail
+        VectorPassThroughModel().query(
+            q, BankMemorySource(bank), SearchOptions(k=3, mode=AttentionMode.HARD, tail_samples=5)
+        )
+    assert no_tail.value.field == "tail_samples"
     for bad in (0, 65_537, True, 2.5):
         with pytest.raises(InvalidArgument) as err:
             bank.search(q, 3, tail_samples=bad)  # type: ignore[arg-type]
