@@ -45,11 +45,12 @@ def _result(card: ModelCard | None, split: str) -> str:
 def _list(args: argparse.Namespace) -> int:
     with connect(args) as client:
         models = client.list_models()
-    rows = [("NAME", "KIND", "DIMS", "HOPS", "VALIDATION", "TEST", "TRAINED")]
+    rows = [("NAME", "VERSION", "KIND", "DIMS", "HOPS", "VALIDATION", "TEST", "TRAINED")]
     for m in sorted(models, key=lambda m: m.name):
         rows.append(
             (
                 m.name + (" (default)" if m.is_default else ""),
+                str(m.version or "-"),
                 m.input_kind or "-",
                 f"{m.key_dim}/{m.value_dim}" if m.key_dim else "any",
                 str(m.default_hops),
@@ -68,6 +69,7 @@ def describe(model: ModelInfo, *, settings: bool = False) -> str:
     """A model and its card as text, one fact a line."""
     lines = [
         f"name:          {model.name}{' (default)' if model.is_default else ''}",
+        f"version:       {model.version or '-'} (checkpoint sha256 {model.fingerprint or '-'})",
         f"input:         {model.input_kind}",
         f"dims:          key {model.key_dim or 'any'}, value {model.value_dim or 'any'}",
         f"hops:          {model.default_hops} (max {model.max_hops})",

@@ -117,6 +117,10 @@ def test_the_model_card_reaches_get_model_and_memnet_models(
     assert card.settings["model.dim"] == "20" and card.settings["optimizer"] == "adam"
     assert card.data_summary["tasks"] == "2" and card.train_seconds > 0
     assert card.trained_at.endswith("Z")
+    assert (
+        info.version >= 1
+        and info.fingerprint == hashlib.sha256(trained.checkpoint.read_bytes()).hexdigest()
+    )
 
     target = ["--target", trained.server.target]
     assert main(["models", "list", *target]) == 0
@@ -127,6 +131,7 @@ def test_the_model_card_reaches_get_model_and_memnet_models(
     assert main(["models", "describe", MODEL, "--settings", *target]) == 0
     out = capsys.readouterr().out
     assert card.command in out and card.data_fingerprint in out
+    assert f"version:       {info.version} (checkpoint sha256 {info.fingerprint})" in out
     assert "model.dim = 20" in out and "test:" in out
 
 
