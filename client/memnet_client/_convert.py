@@ -20,6 +20,8 @@ from memnet_client.models import (
     Bank,
     BankSpec,
     CapacityPolicy,
+    DataFile,
+    EvalResult,
     Hop,
     IndexKind,
     IndexSpec,
@@ -27,6 +29,7 @@ from memnet_client.models import (
     Memory,
     MemoryPage,
     Metric,
+    ModelCard,
     ModelInfo,
     ModelVersion,
     ModelVersionState,
@@ -307,9 +310,38 @@ def model_info(message: Any) -> ModelInfo:
         answer_vocabulary=list(message.answer_vocabulary),
         temporal_buckets=message.temporal_buckets,
         is_default=message.is_default,
+        card=model_card(message.card) if message.HasField("card") else None,
         version=message.version,
         fingerprint=message.fingerprint,
         versions=[model_version(v) for v in message.versions],
+    )
+
+
+def model_card(message: Any) -> ModelCard:
+    return ModelCard(
+        command=message.command,
+        settings=dict(message.settings),
+        data_files=[
+            DataFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes)
+            for f in message.data_files
+        ],
+        data_fingerprint=message.data_fingerprint,
+        data_summary=dict(message.data_summary),
+        results=[
+            EvalResult(
+                split=r.split,
+                mean_error_pct=r.mean_error_pct,
+                failed_tasks=r.failed_tasks,
+                tasks=r.tasks,
+                questions=r.questions,
+                data_fingerprint=r.data_fingerprint,
+                measured_at=r.measured_at,
+            )
+            for r in message.results
+        ],
+        train_seconds=message.train_seconds,
+        trained_at=message.trained_at,
+        memnet_version=message.memnet_version,
     )
 
 

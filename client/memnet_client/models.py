@@ -269,6 +269,53 @@ class QueryArrays(_Model):
     bank_seq: int
 
 
+class DataFile(_Model):
+    """A file a model was trained on: the path as given, its SHA-256 and size."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class EvalResult(_Model):
+    """A result recorded on a model card: ``split`` ("validation", "test", ...),
+    mean error % over its tasks, failed tasks (error > 5 %), when it was measured
+    (ISO 8601 UTC) and the SHA-256 fingerprint of the data it was measured on."""
+
+    split: str
+    mean_error_pct: float
+    failed_tasks: int
+    tasks: int
+    questions: int
+    data_fingerprint: str
+    measured_at: str
+
+
+class ModelCard(_Model):
+    """How a model was trained and what it scored.
+
+    Attributes:
+        command: the training command line as run.
+        settings: every training and model option, as strings (``"model.dim": "100"``).
+        data_files: the files read in training (training, then validation files).
+        data_fingerprint: SHA-256 over the training files' digests, in order.
+        data_summary: questions, vocabulary, answers, tasks, memory size, as trained.
+        results: recorded results, oldest first (validation from training; test when
+            ``memnet eval --record`` measured it).
+        train_seconds: time in the training loop; trained_at: ISO 8601 UTC.
+    """
+
+    command: str
+    settings: dict[str, str]
+    data_files: list[DataFile]
+    data_fingerprint: str
+    data_summary: dict[str, str]
+    results: list[EvalResult]
+    train_seconds: float
+    trained_at: str
+    memnet_version: str
+
+
 ModelVersionState = Literal["ready", "failed"]
 
 
@@ -288,7 +335,8 @@ class ModelInfo(_Model):
 
     ``key_dim`` / ``value_dim`` are 0 when any dimension is allowed (set per bank);
     ``temporal_buckets`` = recency ranks at or past this share the last time embedding
-    (0 = no temporal encoding); ``scoring`` is "dot", "scaled_dot" or "cosine".
+    (0 = no temporal encoding); ``scoring`` is "dot", "scaled_dot" or "cosine";
+    ``card`` tells how a trained model was made and what it scored.
     """
 
     name: str
@@ -306,6 +354,7 @@ class ModelInfo(_Model):
     answer_vocabulary: list[str]
     temporal_buckets: int
     is_default: bool
+    card: ModelCard | None = None  # None for models without one (the vector model)
     version: int = 0  # the version described (the latest ready one for a bare name)
     fingerprint: str = ""
     versions: list[ModelVersion] = []  # every version the server knows, oldest first

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2, query_pb2
+from memnet.core.card import ModelCard
 from memnet.core.json_values import check_json_depth, json_too_deep
 from memnet.errors import InvalidArgument
 from memnet.serving.contract import AttentionMode, InputKind, ModelInfo
@@ -194,4 +195,33 @@ def model_to_proto(info: ModelInfo, *, is_default: bool) -> model_pb2.Model:
         answer_vocabulary=list(info.answer_vocab),
         temporal_buckets=info.temporal_buckets,
         is_default=is_default,
+        card=card_to_proto(info.card) if info.card is not None else None,
+    )
+
+
+def card_to_proto(card: ModelCard) -> model_pb2.ModelCard:
+    return model_pb2.ModelCard(
+        command=card.command,
+        settings=card.settings,
+        data_files=[
+            model_pb2.DataFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes)
+            for f in card.data_files
+        ],
+        data_fingerprint=card.data_fingerprint,
+        data_summary=card.data_summary,
+        results=[
+            model_pb2.EvalResult(
+                split=r.split,
+                mean_error_pct=r.mean_error_pct,
+                failed_tasks=r.failed_tasks,
+                tasks=r.tasks,
+                questions=r.questions,
+                data_fingerprint=r.data_fingerprint,
+                measured_at=r.measured_at,
+            )
+            for r in card.results
+        ],
+        train_seconds=card.train_seconds,
+        trained_at=card.trained_at,
+        memnet_version=card.memnet_version,
     )
