@@ -2,6 +2,7 @@
 
     python bench/bench_service.py                          # 100k and 1M memories (~20 min)
     python bench/bench_service.py --sizes 100000           # the 100k run only (~2 min)
+    python bench/bench_service.py --sizes 100000 --stores faiss,milvus   # + the milvus store
 
 For each bank size M: clustered keys (M, 128) are searched (a) in-process with a raw
 FAISS ``IndexHNSWFlat`` (M=32, efConstruction 40, efSearch 64) and (b) through
@@ -14,6 +15,10 @@ send 32 queries per RPC in both response layouts: one message per attended memor
 (with its text) and RESULT_LAYOUT_ARRAYS (packed ids, scores, weights). The same client also
 times the server's cheapest RPC (a gRPC health check) at each concurrency: no handler
 can answer faster than that, so "no-op / raw QPS" bounds "batched / raw QPS".
+
+With ``--stores faiss,milvus`` the same bank and queries also go through
+``memnet serve --store milvus`` in front of a Milvus Lite server
+(bench/bench_service_milvus.py): a functional stand-in, slow by design.
 
 A last table runs the default text model (babi-joint, 3 hops) over a bank of
 bAbI sentences with batching on and off: there the model forward is the cost
@@ -181,11 +186,18 @@ class ServerProcess:
     """``memnet serve`` in a child process on a free port; ``SERVER_ENV`` (``--server-env``)
     is added to its environment only, never to the benchmark's own (raw FAISS) process."""
 
-    def __init__(self, data_dir: Path, *, batching: bool, python: Path | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        batching: bool,
+        store_flags: tuple[str, ...] | list[str] = (),
+        python: Path | None = None,
+    ) -> None:
         # ``python``: the interpreter of the checkout to serve (default: this one's).
         memnet = str(Path(python or sys.executable).with_name("memnet"))
         env = {**os.environ, **SERVER_ENV, "MEMNET_METRICS_PORT": "0", "MEMNET_LOG_FORMAT": "json"}
-        flags = ["--batching" if batching else "--no-batching", "--fsync", "none"]
+        flags = ["--batching" if batching else "--no-batching", "--fsync", "none", *store_flags]
         command = [memnet, "serve", "--port", "0", "--data-dir", str(data_dir), *flags]
         self.process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
         assert self.process.stderr is not None
@@ -319,10 +331,12 @@ RPC_BATCH_LEVELS = (1, 8)  # RPCs in flight for the client-batched rows
 
 def bench_vectors(
     n: int, args: argparse.Namespace, levels: list[int], root: Path
-) -> tuple[list[str], list[list[str]], list[list[str]]]:
-    """One bank size: raw FAISS, then the service with batching on and off.
+) -> tuple[list[str], list[list[str]], list[list[str]], list[list[str]]]:
+    """One bank size: raw FAISS, then the service with batching on and off (and, with
+    ``--stores ...,milvus``, the service on the milvus store).
 
-    Returns the load row, the single-query rows and the client-batched rows.
+    Returns the load row, the single-query rows, the client-batched rows and the
+    milvus store rows.
     """
     rng = np.random.default_rng(args.seed)
     centres = rng.standard_normal((max(64, n // 250), args.d), dtype=np.float32)
@@ -361,6 +375,13 @@ def bench_vectors(
     shutil.rmtree(data_dir, ignore_errors=True)
     server = ServerProcess(data_dir, batching=True)
     load_per_s = load_bank(server.target, keys, values)
+    milvus = None
+    if "milvus" in args.stores:
+        from bench_service_milvus import measure_milvus
+
+        milvus = measure_milvus(
+            keys, values, queries, levels=levels, args=args, root=root / f"{label}-milvus"
+        )
     del keys, values
     noop = measure_noop(server, levels, args)
     rpc_batches = measure_rpc_batches(server, queries, args) if b > 1 else {}
@@ -404,7 +425,14 @@ def bench_vectors(
                 f"{packed.qps / batched.qps:.2f}",
             ]
         )
-    return [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"], rows, batch_rows
+    milvus_rows_: list[list[str]] = []
+    load_row = [label, f"{raw_add_per_s:,.0f}", f"{load_per_s:,.0f}"]
+    if milvus is not None:
+        from bench_service_milvus import milvus_rows
+
+        milvus_rows_ = milvus_rows(label, {c: service[True, c] for c in levels}, milvus)
+        load_row.append(f"{milvus.load_per_s:,.0f}")
+    return load_row, rows, batch_rows, milvus_rows_
 
 
 def bench_text(
@@ -481,6 +509,11 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="environment of the server process only, e.g. OMP_NUM_THREADS=2 (repeatable)",
     )
+    parser.add_argument(
+        "--stores",
+        default="faiss",
+        help="faiss, or faiss,milvus to add the milvus store on a Milvus Lite server",
+    )
     parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -497,16 +530,17 @@ def main() -> None:
     load_rows: list[list[str]] = []
     query_rows: list[list[str]] = []
     batch_rows: list[list[str]] = []
+    store_rows: list[list[str]] = []
+    load_header = ["M", "raw FAISS add", "service StreamWriteMemories (HNSW add, fsync none)"]
+    if "milvus" in args.stores:
+        load_header.append("service on the milvus store (Milvus Lite)")
     for n in sizes:
-        load_row, rows, batched_rows = bench_vectors(n, args, levels, root)
+        load_row, rows, batched_rows, milvus_store_rows = bench_vectors(n, args, levels, root)
         load_rows.append(load_row)
         query_rows += rows
         batch_rows += batched_rows
-        table(
-            "Load: memories per second",
-            ["M", "raw FAISS add", "service StreamWriteMemories (HNSW add, fsync none)"],
-            load_rows,
-        )
+        store_rows += milvus_store_rows
+        table("Load: memories per second", load_header, load_rows)
         table(
             "Query: vector, k=32, 1 hop, HNSW (p50 / p99 ms, QPS)",
             [
@@ -543,6 +577,15 @@ def main() -> None:
                     "arrays / raw batched",
                 ],
                 batch_rows,
+            )
+        if store_rows:
+            from bench_service_milvus import MILVUS_HEADER
+
+            table(
+                "Query on each store: vector, k=32, 1 hop, HNSW, batching on "
+                "(p50 / p99 ms, QPS; Milvus Lite is a functional stand-in, slow by design)",
+                MILVUS_HEADER,
+                store_rows,
             )
     if args.text_memories:
         model, text_rows = bench_text(args, levels, root)

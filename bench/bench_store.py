@@ -156,7 +156,7 @@ def raw_index(cfg: BankConfig, a: Args, data: Data) -> faiss.Index:
     """The same kind of index as the bank's, for raw FAISS add."""
     raw = ix.build(cfg.index, cfg.metric, a.d)
     if not raw.is_trained:
-        raw.train(data.keys[: ix.train_threshold(cfg.index)])
+        raw.train(data.keys[: ix.train_threshold(cfg.index, key_dim=cfg.key_dim)])
     return raw
 
 

@@ -2,6 +2,8 @@
 
     bash bench/setup_peers.sh                                  # once: bench/.venv-peers
     bench/.venv-peers/bin/python bench/peers.py --sizes 100000 --json bench/out/peers.json
+    .venv/bin/python bench/peers.py --sizes 10000 --json out.json \
+        --systems memnet-grpc,memnet-grpc-milvus,milvus   # + memnet on the milvus store
 
 Runs ONLY under bench/.venv-peers (the peers are never memnet dependencies); the suite
 calls it as a subprocess and renders the JSON it writes (``verdict``, ``body``).
@@ -224,10 +226,10 @@ def run_memnet_inproc(
 
 
 @contextmanager
-def memnet_server(data_dir: Path) -> Iterator[str]:
+def memnet_server(data_dir: Path, flags: tuple[str, ...] = ()) -> Iterator[str]:
     """``memnet serve`` (fsync always, batching on: the defaults) in a child process."""
     exe = str(Path(sys.executable).with_name("memnet"))
-    cmd = [exe, "serve", "--port", "0", "--metrics-port", "0", "--data-dir", str(data_dir)]
+    cmd = [exe, "serve", "--port", "0", "--metrics-port", "0", "--data-dir", str(data_dir), *flags]
     env = {**os.environ, "MEMNET_LOG_FORMAT": "json"}
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -248,16 +250,39 @@ def memnet_server(data_dir: Path) -> Iterator[str]:
         proc.wait(timeout=600)
 
 
+@contextmanager
+def store_flags(store: str, root: Path) -> Iterator[tuple[str, ...]]:
+    """``memnet serve`` flags of a store: none for faiss; for milvus, a Milvus Lite server
+    (its own process, bench/lite_server.py) for the time of the run."""
+    if store == "faiss":
+        yield ()
+        return
+    from lite_server import lite_server  # bench/lite_server.py
+
+    with lite_server(root / "milvus-lite") as uri:
+        yield ("--store", "milvus", "--milvus-uri", uri)
+
+
 def run_memnet_grpc(
-    ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path, *, kind: str = "hnsw"
+    ds: datasets.Dataset,
+    queries: np.ndarray,
+    t: np.ndarray,
+    root: Path,
+    *,
+    kind: str = "hnsw",
+    store: str = "faiss",
 ) -> PeerResult:
     from memnet_client import MemnetClient
     from memnet_client.models import IndexSpec
 
-    res = PeerResult(
-        f"memnet gRPC + SDK ({kind.upper()})", version("memnet"), ds.m, "fsync per write (default)"
-    )
-    with memnet_server(root / "memnet-grpc") as target, MemnetClient(target) as client:
+    on = "" if store == "faiss" else ", milvus store on a Milvus Lite server"
+    durability = "fsync per write (default)" if store == "faiss" else "acknowledged by Milvus"
+    res = PeerResult(f"memnet gRPC + SDK ({kind.upper()}{on})", version("memnet"), ds.m, durability)
+    with (
+        store_flags(store, root) as flags,
+        memnet_server(root / "memnet-grpc", flags) as target,
+        MemnetClient(target, timeout_s=120.0, write_timeout_s=600.0) as client,
+    ):
         client.create_bank(
             "peers",
             model="vector",
@@ -402,10 +427,16 @@ RUNNERS: dict[str, Callable[[datasets.Dataset, np.ndarray, np.ndarray, Path], Pe
     "memnet-ivf": partial(run_memnet_inproc, kind="ivf"),
     "memnet-grpc": run_memnet_grpc,
     "memnet-grpc-ivf": partial(run_memnet_grpc, kind="ivf"),
+    "memnet-grpc-milvus": partial(run_memnet_grpc, store="milvus"),
     "chroma": run_chroma,
     "milvus": run_milvus,
     "qdrant": run_qdrant,
 }
+
+
+# memnet on the milvus store, on a Milvus Lite server: slow by design (Milvus Lite scans
+# unflushed data in Python), so only when asked: --systems ...,memnet-grpc-milvus
+OPT_IN = ("memnet-grpc-milvus",)
 
 
 def run(sizes: list[int], systems: list[str], *, seed: int = 0) -> dict[str, Any]:
@@ -494,8 +525,13 @@ def ratios(data: dict[str, Any]) -> list[Ratio]:
     out: list[Ratio] = []
     res = data["results"]
     for m in data["sizes"]:
-        ours = [
-            r for r in res if r["m"] == m and r["system"].startswith("memnet") and not r["error"]
+        ours = [  # memnet on the milvus store runs on a peer (Milvus Lite): no ratio
+            r
+            for r in res
+            if r["m"] == m
+            and r["system"].startswith("memnet")
+            and "milvus store" not in r["system"]
+            and not r["error"]
         ]
         theirs = [
             r
@@ -612,7 +648,11 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--sizes", default="100000", help="M, comma-separated (1000000: the 1M run)")
-    p.add_argument("--systems", default=",".join(RUNNERS), help=f"of {list(RUNNERS)}")
+    p.add_argument(
+        "--systems",
+        default=",".join(n for n in RUNNERS if n not in OPT_IN),
+        help=f"of {list(RUNNERS)} (default: all but {list(OPT_IN)})",
+    )
     p.add_argument("--json", type=Path, required=True, help="write the results here")
     a = p.parse_args()
     data = run([int(x) for x in a.sizes.split(",")], a.systems.split(","))

@@ -36,6 +36,11 @@ class FailedPrecondition(MemnetError):
     """The system is not in a state that allows the call (FAILED_PRECONDITION)."""
 
 
+class KeySpaceChanged(FailedPrecondition):
+    """A bank switched to another model version while a query encoded for the old one
+    was running; running the query again encodes it for the new one."""
+
+
 class Unauthenticated(MemnetError):
     """No valid credentials were presented (UNAUTHENTICATED)."""
 
@@ -46,3 +51,10 @@ class PermissionDenied(MemnetError):
 
 class DeadlineExceeded(MemnetError):
     """The caller's deadline passed before the work finished (DEADLINE_EXCEEDED)."""
+
+
+class Unavailable(MemnetError):
+    """A service the store depends on (e.g. Milvus) cannot be reached (gRPC UNAVAILABLE).
+
+    The call may be retried; a write that failed this way may or may not have been stored.
+    """

@@ -84,6 +84,27 @@ CASES = {
         ["memnet.store.store", "memnet.store.bank"],
         ["torch", "memnet.model", "memnet.serving", *SERVER_AND_UP],
     ),
+    "the milvus store needs no faiss, torch or pymilvus until it connects": (
+        [
+            "memnet.store_milvus",
+            "memnet.store_milvus.store",
+            "memnet.store_milvus.bank",
+            "memnet.store_milvus.search",
+        ],
+        [
+            "faiss",
+            "torch",
+            "pymilvus",
+            "milvus_lite",
+            "memnet.model",
+            "memnet.serving",
+            *SERVER_AND_UP,
+        ],
+    ),
+    "the FAISS store and the server never import pymilvus": (
+        ["memnet.store.store", "memnet.store.bank", "memnet_server", "memnet_server.app"],
+        ["pymilvus", "milvus_lite", "memnet.store_milvus"],
+    ),
     "the library imports neither the server, the SDK nor the command line": (
         _library_modules(),
         SERVER_AND_UP,

@@ -24,8 +24,10 @@ _COMMAND_MODULES = [
     "memnet_cli.explain",
     "memnet_cli.train",
     "memnet_cli.eval",
+    "memnet_cli.models",
     "memnet_cli.serve",
     "memnet_cli.health",
+    "memnet_cli.repair",
 ]
 
 
@@ -46,7 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(arguments)
+    args.argv = arguments  # the command line as given, for model cards
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

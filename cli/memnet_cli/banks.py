@@ -1,11 +1,14 @@
-"""``memnet banks create|list|get|delete``: manage the banks of a running server (SDK only)."""
+"""``memnet banks create|list|get|delete|reindex``: manage the banks of a running server
+(SDK only)."""
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from memnet_cli.connection import add_connection_arguments, connect
+from memnet_client._progress import Progress
 from memnet_client.models import Bank
 
 _METRICS = ["inner_product", "l2", "cosine"]
@@ -39,7 +42,22 @@ def register(subparsers: Any) -> None:
     delete.add_argument("name")
     delete.set_defaults(func=_delete)
 
-    for sub in (create, listing, get, delete):
+    reindex = commands.add_parser(
+        "reindex",
+        help="re-encode a text bank with another model version (admin)",
+        description="Re-encode every memory of a text bank with another model version, in "
+        "the background; the bank keeps serving its old version until the switch. Waits "
+        "with a progress bar unless --no-wait; Ctrl-C stops waiting, not the reindex.",
+    )
+    reindex.add_argument("name")
+    reindex.add_argument("--model", required=True, help="NAME (its latest version) or NAME@VERSION")
+    reindex.add_argument("--version", type=int, default=None, help="the version of --model")
+    reindex.add_argument("--no-wait", action="store_true", help="start it and return")
+    reindex.add_argument("--cancel", action="store_true", help="stop the running reindex")
+    reindex.add_argument("--poll-s", type=float, default=0.5, help="progress poll interval")
+    reindex.set_defaults(func=_reindex)
+
+    for sub in (create, listing, get, delete, reindex):
         add_connection_arguments(sub)
 
 
@@ -47,7 +65,7 @@ def _describe(bank: Bank) -> str:
     spec = bank.spec
     lines = [
         f"name:        {spec.name}",
-        f"model:       {spec.model}",
+        f"model:       {bank.model_ref}",
         f"dims:        key {spec.key_dim}, value {spec.value_dim}",
         f"metric:      {spec.metric}",
         f"index:       {spec.index.kind}",
@@ -58,6 +76,14 @@ def _describe(bank: Bank) -> str:
     ]
     if spec.description:
         lines.append(f"description: {spec.description}")
+    status = bank.reindex
+    if status is not None and status.state != "idle":
+        line = f"reindex:     {status.state} {status.from_model} -> {status.to_model}"
+        if status.total:
+            line += f", {status.done}/{status.total} at {status.rate_per_s:,.0f}/s"
+        if status.error:
+            line += f" ({status.error})"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -112,3 +138,29 @@ def _delete(args: argparse.Namespace) -> int:
         client.delete_bank(args.name)
     print(f"deleted bank {args.name}")
     return 0
+
+
+def _reindex(args: argparse.Namespace) -> int:
+    with connect(args) as client:
+        if args.cancel:
+            print(_describe(client.cancel_reindex(args.name)))
+            return 0
+        bank = client.reindex_bank(args.name, args.model, version=args.version)
+        if args.no_wait:
+            print(_describe(bank))
+            return 0
+        status = bank.reindex
+        with Progress(
+            status.total if status else 0, desc=f"reindex {args.name}", unit="mem", enabled=True
+        ) as bar:
+            shown = 0
+            while status is not None and status.state == "reindexing":
+                time.sleep(args.poll_s)
+                bank = client.get_bank(args.name)
+                status = bank.reindex
+                if status is not None:
+                    bar.set_total(status.total)
+                    bar.update(status.done - shown)
+                    shown = status.done
+    print(_describe(bank))
+    return 0 if status is not None and status.state == "done" else 1

@@ -2,6 +2,8 @@
 
 Connection flags fall back to environment variables, so scripts set them once:
 ``MEMNET_TARGET`` (default ``127.0.0.1:50051``), ``MEMNET_API_KEY``, ``MEMNET_TLS_CA``.
+The target may name several replicas, as the SDK's ``target`` does: a comma-separated
+list (``10.0.0.5:50051,10.0.0.6:50051``) or a gRPC URI (``dns:///memnet:50051``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--target",
         default=os.environ.get("MEMNET_TARGET", DEFAULT_TARGET),
-        help="host:port of the server (env MEMNET_TARGET; default %(default)s)",
+        help="host:port of the server; several replicas as 'host:port,host:port' or "
+        "'dns:///name:port' (round-robin, idempotent calls retried on another replica) "
+        "(env MEMNET_TARGET; default %(default)s)",
     )
     group.add_argument(
         "--api-key",

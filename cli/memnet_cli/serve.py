@@ -23,10 +23,18 @@ LOG = logging.getLogger(__name__)
 _FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--host", "host", str, "address to bind (default 127.0.0.1)"),
     ("--port", "port", int, "gRPC port, 0 = any free port (default 50051)"),
-    ("--metrics-port", "metrics_port", int, "Prometheus port, 0 = off (default 9464)"),
+    ("--metrics-port", "metrics_port", int, "Prometheus port, 0 = off (default 0)"),
+    ("--metrics-bank-labels", "metrics_bank_labels", str, "names | hashed | none (default hashed)"),
     ("--data-dir", "data_dir", Path, "directory holding every bank (default ./memnet-data)"),
     ("--fsync", "fsync", str, "always | interval | none (default always)"),
-    ("--models-dir", "models_dir", Path, "extra checkpoints (*.pt) to serve"),
+    ("--store", "store", str, "where banks live: faiss (data dir) | milvus (default faiss)"),
+    ("--milvus-uri", "milvus_uri", str, "Milvus URI (default http://127.0.0.1:19530)"),
+    ("--milvus-token", "milvus_token", str, "Milvus user:password or API key (prefer the env)"),
+    ("--milvus-db", "milvus_db", str, "Milvus database (default default)"),
+    ("--milvus-collection-prefix", "milvus_collection_prefix", str, "default memnet_"),
+    ("--milvus-timeout-s", "milvus_timeout_s", float, "per Milvus request (default 10)"),
+    ("--models-dir", "models_dir", Path, "model repository: NAME/VERSION/model.pt or *.pt"),
+    ("--model-poll-s", "model_poll_s", float, "rescan --models-dir every N s, 0 = off (30)"),
     ("--default-model", "default_model", str, "model of banks created without one"),
     ("--max-message-bytes", "max_message_bytes", int, "gRPC message limit (default 64 MiB)"),
     ("--worker-threads", "worker_threads", int, "RPC handler threads (default 32)"),
@@ -66,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
     # concurrency comes from the RPC threads, and OpenMP teams spinning on 2 busy cores
     # made batched queries slower (docs/server.md). Must precede the torch/faiss import.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # faiss's loader logs which CPU build it loads (and which it could not) at INFO while
+    # the server is imported, before the JSON log handler exists: keep that out of the logs.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from memnet_server import create_server, load_settings
     from memnet_server.logs import configure_logging
 
@@ -82,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     server, port = create_server(settings)
-    LOG.info("memnet serving on %s:%d (data in %s)", settings.host, port, settings.data_dir)
+    where = f"Milvus at {settings.milvus_uri}" if settings.store == "milvus" else settings.data_dir
+    LOG.info("memnet serving on %s:%d (banks in %s)", settings.host, port, where)
     while not stop_requested.wait(0.5):
         pass
     server.stop(settings.grace_s).wait()

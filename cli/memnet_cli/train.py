@@ -1,13 +1,15 @@
-"""``memnet train``: train a memory network on bAbI with the reference recipe (or a variant)."""
+"""``memnet train``: train a memory network on bAbI or on your own files, with the reference
+recipe (or a variant)."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from pathlib import Path
 from typing import Any
 
-from memnet.errors import NotFound
+from memnet.errors import InvalidArgument, NotFound
 from memnet.model.config import (
     ACTIVATIONS,
     HEADS,
@@ -21,12 +23,37 @@ from memnet.model.config import (
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a MemN2N / KV-MemNN on bAbI (single task or joint)",
-        description="Train on bAbI; 10 %% of train is held out for validation and picks the "
-        "saved epoch. The test split is never read here: use `memnet eval`.",
+        help="train a MemN2N / KV-MemNN on bAbI or on your own question-answer files",
+        description="Train on a bAbI directory (--data-dir) or on files (--train): bAbI-format "
+        "text files of any name, or JSON Lines (.jsonl). Validation (--valid, or 10 %% of the "
+        "training stories held out) picks the saved epoch. The test split is never read "
+        "here: use `memnet eval`.",
     )
     add_data_arguments(p)
-    p.add_argument("--tasks", default="all", help="'all' (joint over 1-20) or e.g. '1' or '1,2,3'")
+    p.add_argument(
+        "--train",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="training files instead of --data-dir: bAbI-format text, or .jsonl with "
+        '{"story": [...], "question": ..., "answer": ...} per line (several = joint)',
+    )
+    p.add_argument(
+        "--valid",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="validation files (with --train); default: --val-fraction of the training "
+        "stories, held out with --seed",
+    )
+    p.add_argument(
+        "--tasks",
+        default="all",
+        help="with --data-dir: 'all' (joint over 1-20) or e.g. '1' or '1,2,3'; with --train: "
+        "'all' or task names, e.g. 'pets,plants' (a file's name or its examples' task field)",
+    )
     p.add_argument(
         "--fallback-data-dir",
         type=Path,
@@ -63,7 +90,32 @@ def register(subparsers: Any) -> None:
     )
     g.add_argument("--max-grad-norm", type=float, default=40.0, help="per weight matrix")
     g.add_argument("--random-noise", type=float, default=0.1, help="RN fraction (0 = off)")
-    g.add_argument("--memory-size", type=int, default=50, help="most recent sentences kept")
+    g.add_argument(
+        "--memory-size",
+        type=int,
+        default=None,
+        help="most recent sentences kept (default: the longest training story, at most 50)",
+    )
+    g.add_argument(
+        "--sentence-len",
+        type=int,
+        default=None,
+        help="words kept per statement (default: the longest training statement)",
+    )
+    g.add_argument(
+        "--vocab",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the word list to use (one a line) instead of the training data's words",
+    )
+    g.add_argument(
+        "--answers",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the answer list to use (one a line) instead of the training data's answers",
+    )
     g.add_argument("--val-fraction", type=float, default=0.1)
     g.add_argument(
         "--val-split",
@@ -81,17 +133,9 @@ def register(subparsers: Any) -> None:
     g.add_argument(
         "--augment-entities",
         action="store_true",
-        help="train every question under a fresh consistent renaming of its people, "
-        "places, objects, animals, colours and directions (story, question and answer)",
-    )
-    g.add_argument(
-        "--augment-skip",
-        action="append",
-        default=[],
-        metavar="CLASS",
-        help="with --augment-entities, leave this entity class as it is (repeatable; "
-        "an unknown name lists the classes); qa18-objects keeps qa18's object names, "
-        "which predict its answers",
+        help="train every question under a fresh consistent renaming of its entities "
+        "(story, question and answer), by word classes discovered in the training data; "
+        "the classes found are logged and kept in the checkpoint",
     )
     g.add_argument("--threads", type=int, default=1, help="torch threads")
     m = p.add_argument_group("model")
@@ -149,7 +193,8 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
         "--data-dir",
         type=Path,
         default=None,
-        help="bAbI directory with qaN_*_{train,test}.txt (default: the repo's data/babi/en)",
+        help="bAbI directory with qaN_*_{train,test}.txt (default: the repo's data/babi/en, "
+        "when no files are given)",
     )
 
 
@@ -170,13 +215,30 @@ def run(args: argparse.Namespace) -> int:
     from memnet.data.babi import parse_tasks
     from memnet.train.trainer import TrainConfig, train
 
-    data_dir = resolve_data_dir(args.data_dir)
-    tasks = parse_tasks(args.tasks)
+    if args.valid and not args.train:
+        raise InvalidArgument("--valid goes with --train", field="valid")
+    if args.train and args.data_dir:
+        raise InvalidArgument("give --train files or --data-dir, not both", field="train")
+    if args.train:
+        data: dict[str, Any] = {
+            "train_files": tuple(str(p) for p in args.train),
+            "valid_files": tuple(str(p) for p in args.valid or ()),
+            "task_names": ()
+            if args.tasks.strip().lower() == "all"
+            else tuple(t.strip() for t in args.tasks.split(",") if t.strip()),
+        }
+    else:
+        data = {
+            "data_dir": str(resolve_data_dir(args.data_dir)),
+            "tasks": tuple(parse_tasks(args.tasks)),
+        }
     cfg = TrainConfig(
-        data_dir=str(data_dir),
-        tasks=tuple(tasks),
+        **data,
         fallback_data_dir=str(args.fallback_data_dir) if args.fallback_data_dir else None,
         memory_size=args.memory_size,
+        sentence_len=args.sentence_len,
+        vocab_file=str(args.vocab) if args.vocab else None,
+        answers_file=str(args.answers) if args.answers else None,
         epochs=args.epochs,
         ls_epochs=args.ls_epochs,
         lr=args.lr,
@@ -191,7 +253,6 @@ def run(args: argparse.Namespace) -> int:
         val_split=args.val_split,
         balance_tasks=args.balance_tasks,
         augment_entities=args.augment_entities,
-        augment_skip=tuple(args.augment_skip),
         optimizer=args.optimizer,
         weight_decay=args.weight_decay,
         ema_decay=args.ema_decay,
@@ -220,7 +281,15 @@ def run(args: argparse.Namespace) -> int:
         model["temporal_buckets"] = 0
     name = args.name or args.out.stem
     t0 = time.perf_counter()
-    ckpt = train(cfg, model, args.out, name=name, resume=args.resume, progress=not args.no_progress)
+    ckpt = train(
+        cfg,
+        model,
+        args.out,
+        name=name,
+        resume=args.resume,
+        progress=not args.no_progress,
+        command=shlex.join(["memnet", *getattr(args, "argv", [])]),
+    )
     m = ckpt.metrics
     print(
         f"saved {args.out} ({name}): best epoch {m['best_epoch']}, validation mean error "

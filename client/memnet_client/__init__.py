@@ -3,12 +3,12 @@
 Needs grpcio, protobuf, pydantic and numpy only (tqdm for optional progress bars);
 never imports torch or faiss.
 
-    from memnet_client import MemnetClient
+    from memnet_client import MemnetClient, SearchParams
 
     with MemnetClient("127.0.0.1:50051") as client:
         client.create_bank("story")
         client.write("story", ["Mary moved to the bathroom.", "John went to the hallway."])
-        result = client.query("story", "Where is Mary?").results[0]
+        result = client.query("story", "Where is Mary?", params=SearchParams(k=8)).results[0]
         print(result.answer, [(m.text, m.weight) for m in result.hops[0].memories])
 
 See ``docs/sdk.md`` for the whole surface, defaults, retries and errors.
@@ -16,11 +16,10 @@ See ``docs/sdk.md`` for the whole surface, defaults, retries and errors.
 
 from __future__ import annotations
 
-from memnet_client import errors, models
-from memnet_client._base import Stubs
+from memnet_client import errors, models, options
 from memnet_client._call import DEFAULT_TIMEOUT_S, DEFAULT_WRITE_TIMEOUT_S, RetryPolicy
 from memnet_client._channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TARGET, TlsConfig
-from memnet_client._requests import DEFAULT_CHUNK_BYTES, DEFAULT_MAX_CHUNK_MEMORIES
+from memnet_client._rpcs import Stubs
 from memnet_client.aio import AsyncMemnetClient
 from memnet_client.client import MemnetClient
 from memnet_client.errors import (
@@ -48,11 +47,19 @@ from memnet_client.models import (
     Memory,
     MemoryPage,
     ModelInfo,
+    ModelVersion,
     QueryArrays,
     QueryResponse,
     QueryResult,
+    ReindexStatus,
     StreamWriteResult,
     WriteResult,
+)
+from memnet_client.options import (
+    DEFAULT_CHUNK_BYTES,
+    DEFAULT_MAX_CHUNK_MEMORIES,
+    SearchParams,
+    WriteOptions,
 )
 
 __all__ = [
@@ -79,13 +86,16 @@ __all__ = [
     "Memory",
     "MemoryPage",
     "ModelInfo",
+    "ModelVersion",
     "NotFound",
     "PermissionDenied",
     "QueryArrays",
     "QueryResponse",
     "QueryResult",
+    "ReindexStatus",
     "ResourceExhausted",
     "RetryPolicy",
+    "SearchParams",
     "ServiceError",
     "StreamWriteResult",
     "Stubs",
@@ -93,7 +103,9 @@ __all__ = [
     "Unauthenticated",
     "Unavailable",
     "ValidationError",
+    "WriteOptions",
     "WriteResult",
     "errors",
     "models",
+    "options",
 ]

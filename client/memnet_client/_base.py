@@ -1,23 +1,18 @@
-"""What the sync and async clients share: settings, the call policy, the raw stubs, write plans."""
+"""What the sync and async clients share: settings, targets, the call policy, write plans."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memnet.api.v1 import (
-    bank_pb2_grpc,
-    memory_pb2,
-    memory_pb2_grpc,
-    model_pb2_grpc,
-    query_pb2_grpc,
-)
-from memnet_client import _requests
+from memnet.api.v1 import memory_pb2
+from memnet_client import _checks, _requests
 from memnet_client._call import (
     DEFAULT_TIMEOUT_S,
     DEFAULT_WRITE_TIMEOUT_S,
     Caller,
+    CallSettings,
     Metadata,
     RetryPolicy,
 )
@@ -29,62 +24,14 @@ from memnet_client._channel import (
     auth_metadata,
     channel_options,
 )
+from memnet_client._convert import WRITE_MODES
+from memnet_client._replicas import Replicas
+from memnet_client._rpcs import RPCS, RpcPolicy, Stubs
+from memnet_client._targets import ChannelTarget, plan_channels
 from memnet_client.errors import ValidationError
-from memnet_client.models import WriteMode
+from memnet_client.options import REQUEST_OVERHEAD_BYTES, WriteOptions
 
 MIN_MESSAGE_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class Stubs:
-    """The generated gRPC stubs over the client's channel: the escape hatch.
-
-    Calls made here bypass the SDK's deadline, retries and error mapping; pass
-    ``metadata=client.metadata`` (the API key) and a ``timeout`` yourself, e.g.
-    ``client.stubs.bank.ListBanks(bank_pb2.ListBanksRequest(), metadata=client.metadata,
-    timeout=5)``.
-    """
-
-    bank: Any  # memnet.api.v1.bank_pb2_grpc.BankServiceStub
-    memory: Any  # memnet.api.v1.memory_pb2_grpc.MemoryServiceStub
-    query: Any  # memnet.api.v1.query_pb2_grpc.QueryServiceStub
-    model: Any  # memnet.api.v1.model_pb2_grpc.ModelServiceStub
-
-    @classmethod
-    def over(cls, channel: object) -> Stubs:
-        return cls(
-            bank=bank_pb2_grpc.BankServiceStub(channel),
-            memory=memory_pb2_grpc.MemoryServiceStub(channel),
-            query=query_pb2_grpc.QueryServiceStub(channel),
-            model=model_pb2_grpc.ModelServiceStub(channel),
-        )
-
-
-@dataclass(frozen=True)
-class RpcPolicy:
-    """How the SDK calls one RPC: which stub, whether a retry is safe, which default deadline."""
-
-    service: str  # attribute of Stubs
-    idempotent: bool  # retried on UNAVAILABLE
-    write: bool  # default deadline write_timeout_s (else timeout_s)
-
-
-RPCS: dict[str, RpcPolicy] = {
-    "CreateBank": RpcPolicy("bank", idempotent=False, write=True),
-    "GetBank": RpcPolicy("bank", idempotent=True, write=False),
-    "ListBanks": RpcPolicy("bank", idempotent=True, write=False),
-    "DeleteBank": RpcPolicy("bank", idempotent=False, write=True),
-    # Per call: idempotent for upserts of client-chosen ids (WritePlan.idempotent).
-    "WriteMemories": RpcPolicy("memory", idempotent=False, write=True),
-    "StreamWriteMemories": RpcPolicy("memory", idempotent=False, write=True),
-    "GetMemories": RpcPolicy("memory", idempotent=True, write=False),
-    "DeleteMemories": RpcPolicy("memory", idempotent=True, write=True),
-    "ListMemories": RpcPolicy("memory", idempotent=True, write=False),
-    "CountMemories": RpcPolicy("memory", idempotent=True, write=False),
-    "Query": RpcPolicy("query", idempotent=True, write=False),
-    "ListModels": RpcPolicy("model", idempotent=True, write=False),
-    "GetModel": RpcPolicy("model", idempotent=True, write=False),
-}
 
 
 @dataclass(frozen=True)
@@ -100,7 +47,7 @@ class WritePlan:
 
     def check_fits(self) -> None:
         """Raise ValidationError now if some memory alone exceeds the request budget."""
-        limit = self.budget_bytes - _requests.REQUEST_OVERHEAD_BYTES
+        limit = self.budget_bytes - REQUEST_OVERHEAD_BYTES
         for i in range(self.write.size if self.write.inputs else min(self.write.size, 1)):
             if self.write.row_bytes(i) > limit:
                 raise ValidationError(
@@ -119,29 +66,37 @@ class WritePlan:
                 f"first {len(responses)} request(s) before this error"
             )
 
+    def _batches(self) -> Iterator[Any]:
+        return _requests.write_batches(
+            self.write, budget_bytes=self.budget_bytes, max_memories=self.max_memories
+        )
+
     def requests(self) -> Iterator[Any]:
         """WriteMemoriesRequests, one per chunk."""
-        for batch in _requests.write_batches(
-            self.write, budget_bytes=self.budget_bytes, max_memories=self.max_memories
-        ):
+        for batch in self._batches():
             yield memory_pb2.WriteMemoriesRequest(bank=self.bank, mode=self.mode, batch=batch)
 
-    def stream_requests(self) -> Iterator[Any]:
-        """StreamWriteMemoriesRequests, one per chunk, each naming the bank and mode."""
-        for batch in _requests.write_batches(
-            self.write, budget_bytes=self.budget_bytes, max_memories=self.max_memories
-        ):
+    def stream_requests(self, *, sent: Callable[[int], None]) -> Iterator[Any]:
+        """StreamWriteMemoriesRequests, one per chunk; ``sent(n)`` after each is taken."""
+        for batch in self._batches():
             yield memory_pb2.StreamWriteMemoriesRequest(bank=self.bank, mode=self.mode, batch=batch)
+            sent(max(len(batch.memories), batch.keys.shape[0] if batch.keys.shape else 0))
 
 
 class ClientBase:
-    """Settings and call policy of a client; the transport is the subclass's."""
+    """Settings, targets and call policy of a client; the transport is the subclass's.
+
+    A subclass checks its arguments through ``__init__`` (nothing is opened yet),
+    opens one channel per entry of ``channel_targets`` with ``channel_options(t)``,
+    then hands them to ``_attach``.
+    """
 
     stubs: Stubs
+    _caller: Caller
 
     def __init__(
         self,
-        target: str,
+        target: str | Sequence[str],
         *,
         api_key: str | None,
         tls: TlsConfig | bool | None,
@@ -152,37 +107,50 @@ class ClientBase:
         retry: RetryPolicy | None,
         metadata: Sequence[tuple[str, str]],
     ) -> None:
-        if not isinstance(target, str) or not target:
-            raise ValidationError("target must be 'host:port'", field="target")
         if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
             raise ValidationError("api_key must be a non-empty string", field="api_key")
-        _requests.count(max_message_bytes, field="max_message_bytes", minimum=MIN_MESSAGE_BYTES)
+        _checks.count(max_message_bytes, field="max_message_bytes", minimum=MIN_MESSAGE_BYTES)
         if not keepalive_s > 0:
             raise ValidationError("keepalive_s must be > 0 seconds", field="keepalive_s")
-        self.target = target
         self.tls: TlsConfig | None = TlsConfig() if tls is True else (tls or None)
-        self.max_message_bytes = max_message_bytes
-        self._options: ChannelOptions = channel_options(
-            max_message_bytes=max_message_bytes, keepalive_s=keepalive_s, tls=self.tls
+        self.channel_targets: tuple[ChannelTarget, ...] = plan_channels(
+            target,
+            # Without a name override each server's certificate is checked against
+            # its own address, which needs a channel per address.
+            ip_lists_share_a_channel=self.tls is None or self.tls.server_name is not None,
         )
-        self._caller = Caller(
+        self.target = target if isinstance(target, str) else ",".join(target)
+        self.max_message_bytes = max_message_bytes
+        self._keepalive_s = keepalive_s
+        self._settings = CallSettings(
             metadata=auth_metadata(api_key) + tuple((k, v) for k, v in metadata),
             timeout_s=timeout_s,
             write_timeout_s=write_timeout_s,
             retry=retry or RetryPolicy(),
         )
 
-    def _stub_method(self, rpc: str, idempotent: bool | None) -> tuple[Any, bool, bool]:
-        """The stub method of ``rpc``, whether to retry it, whether it is a write."""
-        policy = RPCS[rpc]
-        stub = getattr(self.stubs, policy.service)
-        retry = policy.idempotent if idempotent is None else idempotent
-        return getattr(stub, rpc), retry, policy.write
+    def channel_options(self, target: ChannelTarget) -> ChannelOptions:
+        """The gRPC channel arguments of the channel to ``target``."""
+        return channel_options(
+            max_message_bytes=self.max_message_bytes,
+            keepalive_s=self._keepalive_s,
+            tls=self.tls,
+            round_robin=target.round_robin,
+        )
+
+    def _attach(self, channels: Sequence[object]) -> None:
+        """Route calls over ``channels`` (one per ``channel_targets`` entry, in order)."""
+        assert len(channels) == len(self.channel_targets)
+        replicas = Replicas(
+            [(t.target, Stubs.over(c)) for t, c in zip(self.channel_targets, channels, strict=True)]
+        )
+        self.stubs = replicas.all[0].stubs
+        self._caller = Caller(self._settings, replicas)
 
     @property
     def metadata(self) -> Metadata:
         """The metadata sent with every call (the API key as ``authorization: Bearer …``)."""
-        return self._caller.metadata
+        return self._settings.metadata
 
     def _plan(
         self,
@@ -193,24 +161,20 @@ class ClientBase:
         values: object,
         ids: Sequence[str] | None,
         metadata: Sequence[Mapping[str, Any] | None] | None,
-        mode: WriteMode,
-        chunk_bytes: int | None,
-        max_chunk_memories: int,
+        options: WriteOptions,
     ) -> WritePlan:
         """Validate a write and plan its requests; nothing is sent yet."""
-        budget = _requests.DEFAULT_CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-        _requests.count(budget, field="chunk_bytes", minimum=2 * _requests.REQUEST_OVERHEAD_BYTES)
         plan = WritePlan(
-            bank=_requests.bank_name(bank),
-            mode=_requests.write_mode(mode),
+            bank=_checks.bank_name(bank),
+            mode=WRITE_MODES[options.mode],
             write=_requests.prepare_write(
                 texts=texts, keys=keys, values=values, ids=ids, metadata=metadata
             ),
-            budget_bytes=min(budget, self.max_message_bytes),
-            max_memories=_requests.count(max_chunk_memories, field="max_chunk_memories", minimum=1),
+            budget_bytes=min(options.budget_bytes, self.max_message_bytes),
+            max_memories=options.max_chunk_memories,
             # Replaying an upsert of client-chosen ids leaves the same state; anything
             # else could write twice (new generated ids) or fail with ALREADY_EXISTS.
-            idempotent=mode == "upsert" and ids is not None,
+            idempotent=options.mode == "upsert" and ids is not None,
         )
         plan.check_fits()
         return plan
@@ -221,7 +185,9 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "DEFAULT_TIMEOUT_S",
     "DEFAULT_WRITE_TIMEOUT_S",
+    "RPCS",
     "ClientBase",
+    "RpcPolicy",
     "Stubs",
     "WritePlan",
 ]

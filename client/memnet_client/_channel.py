@@ -1,7 +1,8 @@
-"""Channel construction: message limits, keepalive, TLS and the API-key metadata."""
+"""Channel construction: message limits, keepalive, load balancing, TLS and the API-key metadata."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import grpc
 import grpc.aio
 
 from memnet import __version__
+from memnet_client._targets import ROUND_ROBIN_SERVICE_CONFIG
 from memnet_client.errors import ValidationError
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -69,9 +71,14 @@ class TlsConfig:
 
 
 def channel_options(
-    *, max_message_bytes: int, keepalive_s: float, tls: TlsConfig | None
+    *, max_message_bytes: int, keepalive_s: float, tls: TlsConfig | None, round_robin: bool = False
 ) -> ChannelOptions:
-    """gRPC channel arguments shared by the sync and async clients."""
+    """gRPC channel arguments shared by the sync and async clients.
+
+    ``round_robin`` sets the ``round_robin`` load-balancing policy (service config):
+    the channel connects to every address its target resolves to and sends each
+    call to the next ready one.
+    """
     options: ChannelOptions = [
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
@@ -81,6 +88,8 @@ def channel_options(
     ]
     if tls is not None and tls.server_name is not None:
         options.append(("grpc.ssl_target_name_override", tls.server_name))
+    if round_robin:
+        options.append(("grpc.service_config", ROUND_ROBIN_SERVICE_CONFIG))
     return options
 
 
@@ -103,3 +112,13 @@ def open_aio_channel(
     if tls is None:
         return grpc.aio.insecure_channel(target, options=options)
     return grpc.aio.secure_channel(target, tls.credentials(), options=options)
+
+
+def close_channels(channels: Sequence[grpc.Channel]) -> None:
+    for channel in channels:
+        channel.close()
+
+
+async def close_aio_channels(channels: Sequence[grpc.aio.Channel]) -> None:
+    for channel in channels:
+        await channel.close(grace=None)

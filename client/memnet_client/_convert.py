@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -20,6 +20,8 @@ from memnet_client.models import (
     Bank,
     BankSpec,
     CapacityPolicy,
+    DataFile,
+    EvalResult,
     Hop,
     IndexKind,
     IndexSpec,
@@ -27,10 +29,15 @@ from memnet_client.models import (
     Memory,
     MemoryPage,
     Metric,
+    ModelCard,
     ModelInfo,
+    ModelVersion,
+    ModelVersionState,
     QueryArrays,
     QueryResponse,
     QueryResult,
+    ReindexState,
+    ReindexStatus,
     StreamWriteResult,
     WriteMode,
     WriteResult,
@@ -122,6 +129,49 @@ def bank(message: Any) -> Bank:
         memory_count=message.memory_count,
         last_seq=message.last_seq,
         key_space=message.key_space,
+        model_version=message.model_version,
+        model_fingerprint=message.model_fingerprint,
+        reindex=reindex_status(message.reindex) if message.HasField("reindex") else None,
+    )
+
+
+_REINDEX_STATES: dict[int, ReindexState] = {
+    bank_pb2.REINDEX_STATE_IDLE: "idle",
+    bank_pb2.REINDEX_STATE_REINDEXING: "reindexing",
+    bank_pb2.REINDEX_STATE_FAILED: "failed",
+    bank_pb2.REINDEX_STATE_DONE: "done",
+}
+_VERSION_STATES: dict[int, ModelVersionState] = {
+    model_pb2.MODEL_VERSION_STATE_READY: "ready",
+    model_pb2.MODEL_VERSION_STATE_FAILED: "failed",
+}
+
+
+def _time(message: Any, name: str) -> datetime | None:
+    return getattr(message, name).ToDatetime(tzinfo=UTC) if message.HasField(name) else None
+
+
+def reindex_status(message: Any) -> ReindexStatus:
+    return ReindexStatus(
+        state=_REINDEX_STATES.get(message.state, "idle"),
+        done=message.done,
+        total=message.total,
+        rate_per_s=message.rate_per_s,
+        from_model=message.from_model,
+        to_model=message.to_model,
+        error=message.error,
+        started_at=_time(message, "started_at"),
+    )
+
+
+def model_version(message: Any) -> ModelVersion:
+    return ModelVersion(
+        version=message.version,
+        fingerprint=message.fingerprint,
+        state=_VERSION_STATES.get(message.state),
+        error=message.error,
+        source=message.source,
+        loaded_at=_time(message, "loaded_at"),
     )
 
 
@@ -191,6 +241,7 @@ def query_response(message: Any) -> QueryResponse:
         results=[query_result(r) for r in message.results],
         model=message.model,
         bank_seq=message.bank_seq,
+        model_version=message.model_version,
     )
 
 
@@ -259,6 +310,38 @@ def model_info(message: Any) -> ModelInfo:
         answer_vocabulary=list(message.answer_vocabulary),
         temporal_buckets=message.temporal_buckets,
         is_default=message.is_default,
+        card=model_card(message.card) if message.HasField("card") else None,
+        version=message.version,
+        fingerprint=message.fingerprint,
+        versions=[model_version(v) for v in message.versions],
+    )
+
+
+def model_card(message: Any) -> ModelCard:
+    return ModelCard(
+        command=message.command,
+        settings=dict(message.settings),
+        data_files=[
+            DataFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes)
+            for f in message.data_files
+        ],
+        data_fingerprint=message.data_fingerprint,
+        data_summary=dict(message.data_summary),
+        results=[
+            EvalResult(
+                split=r.split,
+                mean_error_pct=r.mean_error_pct,
+                failed_tasks=r.failed_tasks,
+                tasks=r.tasks,
+                questions=r.questions,
+                data_fingerprint=r.data_fingerprint,
+                measured_at=r.measured_at,
+            )
+            for r in message.results
+        ],
+        train_seconds=message.train_seconds,
+        trained_at=message.trained_at,
+        memnet_version=message.memnet_version,
     )
 
 

@@ -23,6 +23,12 @@ class Progress:
         if self._bar is not None:
             self._bar.update(n)
 
+    def set_total(self, total: int) -> None:
+        """Change the total (work that grows while it runs)."""
+        if self._bar is not None and total != self._bar.total:
+            self._bar.total = total
+            self._bar.refresh()
+
     def __enter__(self) -> Progress:
         return self
 

@@ -6,8 +6,6 @@ Everything here runs before an RPC is made and raises ``ValidationError`` (an
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,97 +14,16 @@ import numpy as np
 
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, query_pb2
+from memnet_client._checks import MAX_ID_BYTES, bank_name, count, json_object, matrix, strings
 from memnet_client._convert import (
     ATTENTION_MODES,
     CAPACITY_POLICIES,
     INDEX_KINDS,
     METRICS,
-    WRITE_MODES,
 )
 from memnet_client.errors import ValidationError
-from memnet_client.models import IndexSpec, WriteMode
-
-BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_ID_BYTES = 256
-MAX_METADATA_BYTES = 64 * 1024
-# Room for the bank name, the mode, the tensor shapes and protobuf framing.
-REQUEST_OVERHEAD_BYTES = 4096
-# A request carries at most this many memories unless ``max_chunk_memories`` says otherwise.
-DEFAULT_MAX_CHUNK_MEMORIES = 1000
-# Below the 4 MiB that a gRPC server accepts unless it raised its limit.
-DEFAULT_CHUNK_BYTES = 3 * 1024 * 1024
-
-
-def bank_name(name: object, *, field: str = "bank") -> str:
-    if not isinstance(name, str) or not BANK_NAME.match(name):
-        raise ValidationError(
-            f"{field} must be 1-64 letters, digits, '_', '.', '-' starting with a letter or "
-            f"digit, got {name!r}",
-            field=field,
-        )
-    return name
-
-
-def count(value: object, *, field: str, minimum: int = 0, maximum: int | None = None) -> int:
-    """An integer argument in [minimum, maximum]; bools and floats are rejected."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValidationError(f"{field} must be an integer, got {value!r}", field=field)
-    number = int(value)
-    if number < minimum or (maximum is not None and number > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise ValidationError(f"{field} must be >= {minimum}{upper}, got {number}", field=field)
-    return number
-
-
-def matrix(array: object, *, field: str) -> np.ndarray:
-    """A finite real (N, D) array with N, D >= 1, as C-ordered float32."""
-    try:
-        values = np.asarray(array)
-    except ValueError as error:  # ragged nested lists
-        raise ValidationError(
-            f"{field} is not a rectangular array: {error}", field=field
-        ) from error
-    if values.dtype.kind not in "fiu":
-        raise ValidationError(
-            f"{field} must hold real numbers, got dtype {values.dtype}", field=field
-        )
-    if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] < 1:
-        raise ValidationError(
-            f"{field} must have shape (N, D) with N, D >= 1, got {values.shape}", field=field
-        )
-    with np.errstate(over="ignore"):
-        converted = np.ascontiguousarray(values, dtype=np.float32)
-    if not np.isfinite(converted).all():
-        raise ValidationError(f"{field} contains NaN or Inf (after float32 cast)", field=field)
-    return converted
-
-
-def strings(values: object, *, field: str, allow_empty_items: bool = False) -> list[str]:
-    """A non-empty sequence of strings (a bare str is refused: wrap it in a list)."""
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or not values:
-        raise ValidationError(f"{field} must be a non-empty list of strings", field=field)
-    out = list(values)
-    for i, item in enumerate(out):
-        if not isinstance(item, str) or (not allow_empty_items and not item.strip()):
-            raise ValidationError(f"{field}[{i}] must be a non-empty string", field=f"{field}[{i}]")
-    return out
-
-
-def json_object(value: Mapping[str, Any] | None, *, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, Mapping):
-        raise ValidationError(f"{field} must be a dict, got {type(value).__name__}", field=field)
-    try:
-        text = json.dumps(dict(value), separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError) as error:
-        raise ValidationError(f"{field} is not JSON-serializable: {error}", field=field) from error
-    if len(text.encode()) > MAX_METADATA_BYTES:
-        raise ValidationError(
-            f"{field} is {len(text.encode())} bytes as JSON, limit {MAX_METADATA_BYTES}",
-            field=field,
-        )
-    return text
+from memnet_client.models import IndexSpec
+from memnet_client.options import REQUEST_OVERHEAD_BYTES, SearchParams
 
 
 def create_bank_request(
@@ -256,29 +173,13 @@ def write_batches(write: PreparedWrite, *, budget_bytes: int, max_memories: int)
         start = end
 
 
-def write_mode(mode: WriteMode) -> memory_pb2.WriteMode:
-    if mode not in WRITE_MODES:
-        raise ValidationError(
-            f"mode must be one of {sorted(WRITE_MODES)}, got {mode!r}", field="mode"
-        )
-    return WRITE_MODES[mode]
-
-
 def query_request(
     bank: str,
     *,
     question: str | None,
     questions: Sequence[str] | None,
     query_vectors: object,
-    k: int,
-    hops: int,
-    attention: str,
-    metadata_filter: Mapping[str, Any] | None,
-    include_vectors: bool,
-    top_answers: int,
-    ef_search: int | None,
-    nprobe: int | None,
-    tail_samples: int | None,
+    params: SearchParams,
     arrays: bool = False,
 ) -> Any:
     """A QueryRequest; ``arrays`` asks for RESULT_LAYOUT_ARRAYS."""
@@ -296,19 +197,20 @@ def query_request(
             f"give exactly one of question, questions, query_vectors (got {given or 'none'})",
             field="question",
         )
-    if attention not in ATTENTION_MODES:
+    if arrays and params.include_vectors:
         raise ValidationError(
-            f"attention must be one of {sorted(ATTENTION_MODES)}, got {attention!r}",
-            field="attention",
+            "query_arrays returns no vectors: use query(..., include_vectors=True) or "
+            "get(bank, ids, include_vectors=True)",
+            field="include_vectors",
         )
     request = query_pb2.QueryRequest(
         bank=bank_name(bank),
-        k=count(k, field="k"),
-        hops=count(hops, field="hops"),
-        attention_mode=ATTENTION_MODES[attention],
-        metadata_filter_json=json_object(metadata_filter, field="metadata_filter"),
-        include_vectors=bool(include_vectors),
-        top_answers=count(top_answers, field="top_answers"),
+        k=params.k,
+        hops=params.hops,
+        attention_mode=ATTENTION_MODES[params.attention],
+        metadata_filter_json=params.metadata_filter_json,
+        include_vectors=params.include_vectors,
+        top_answers=0 if arrays else params.top_answers,
         layout=query_pb2.RESULT_LAYOUT_ARRAYS if arrays else query_pb2.RESULT_LAYOUT_MEMORIES,
     )
     if question is not None:
@@ -319,10 +221,8 @@ def query_request(
         request.questions.extend(strings(questions, field="questions"))
     else:
         request.query_vectors.CopyFrom(to_tensor(matrix(query_vectors, field="query_vectors")))
-    if ef_search is not None:
-        request.ef_search = count(ef_search, field="ef_search", minimum=1)
-    if nprobe is not None:
-        request.nprobe = count(nprobe, field="nprobe", minimum=1)
-    if tail_samples is not None:
-        request.tail_samples = count(tail_samples, field="tail_samples", minimum=1)
+    for name in ("ef_search", "nprobe", "tail_samples"):
+        value = getattr(params, name)
+        if value is not None:
+            setattr(request, name, value)
     return request

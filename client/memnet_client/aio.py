@@ -1,28 +1,31 @@
-"""The asynchronous client, over grpc.aio; the same surface as ``MemnetClient``."""
+"""The asynchronous client over grpc.aio, ``AsyncMemnetClient``.
+
+Generated from ``client.py`` by ``scripts/gen_async_client.py``: do not edit; change
+``client.py`` and run the script. The methods are those of ``MemnetClient``, as
+coroutines.
+"""
 
 from __future__ import annotations
 
 import builtins
 from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2
-from memnet_client import _convert, _requests
+from memnet_client import _checks, _convert, _requests
 from memnet_client._base import (
     DEFAULT_KEEPALIVE_S,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_TIMEOUT_S,
     DEFAULT_WRITE_TIMEOUT_S,
     ClientBase,
-    Stubs,
 )
 from memnet_client._call import RetryPolicy
-from memnet_client._channel import DEFAULT_TARGET, TlsConfig, open_aio_channel
+from memnet_client._channel import DEFAULT_TARGET, TlsConfig, close_aio_channels, open_aio_channel
 from memnet_client._progress import Progress
-from memnet_client.errors import MemnetError
+from memnet_client.errors import MemnetError, ValidationError
 from memnet_client.models import (
-    AttentionMode,
     Bank,
     CapacityPolicy,
     IndexKind,
@@ -31,23 +34,36 @@ from memnet_client.models import (
     MemoryPage,
     Metric,
     ModelInfo,
+    ModelVersion,
     QueryArrays,
     QueryResponse,
     StreamWriteResult,
-    WriteMode,
     WriteResult,
+)
+from memnet_client.options import (
+    QueryKnobs,
+    SearchKnobs,
+    SearchParams,
+    WriteKnobs,
+    WriteOptions,
+    search_params,
+    write_options,
 )
 
 
 class AsyncMemnetClient(ClientBase):
-    """An asyncio client of a memnet server; ``async with`` it or ``await close()``.
+    """An asyncio client of memnet; ``async with`` it or ``await close()``.
 
-    Create it inside a running event loop. Arguments, defaults, retries and errors
-    are those of ``MemnetClient``; every method is a coroutine and ``list`` is an
-    async iterator.
+    Create it inside a running event loop. Arguments, defaults, replicas, retries
+    and errors are those of ``MemnetClient``; every method is a coroutine, and
+    ``list`` returns an async iterator (``async for memory in client.list(bank)``).
 
     Args:
-        target: ``host:port`` of the server (default ``127.0.0.1:50051``).
+        target: where the server is: ``"host:port"`` (default ``127.0.0.1:50051``);
+            several replicas as ``"host:port,host:port"`` or a list; or a gRPC URI,
+            ``"dns:///name:port"`` for every address of a DNS name. Several replicas
+            get client-side round-robin, and idempotent calls that fail with
+            UNAVAILABLE are retried on another replica (docs/sdk.md, "Replicas").
         api_key: sent as ``authorization: Bearer <api_key>`` with every call.
         tls: a ``TlsConfig`` (CA, client certificate), True for TLS with the system's
             roots, None/False for plaintext.
@@ -56,16 +72,19 @@ class AsyncMemnetClient(ClientBase):
         max_message_bytes: largest message sent or received (64 MiB; gRPC's own
             default is 4 MiB). Writes are chunked under it.
         keepalive_s: HTTP/2 keepalive ping interval, in seconds (300).
-        retry: backoff of idempotent calls that fail with UNAVAILABLE (4 attempts).
+        retry: attempts and backoff of idempotent calls that fail with UNAVAILABLE
+            (4 attempts).
         metadata: extra ``(key, value)`` pairs sent with every call.
 
     Every method takes ``timeout_s`` to override the default deadline. Errors are
     ``memnet_client.errors`` exceptions (all ``MemnetError``, a ``ValueError``).
+    ``channels`` holds the client's gRPC channels (one unless ``target`` lists
+    several host names), ``channel`` and ``stubs`` the first one's.
     """
 
     def __init__(
         self,
-        target: str = DEFAULT_TARGET,
+        target: str | Sequence[str] = DEFAULT_TARGET,
         *,
         api_key: str | None = None,
         tls: TlsConfig | bool | None = None,
@@ -87,21 +106,22 @@ class AsyncMemnetClient(ClientBase):
             retry=retry,
             metadata=metadata,
         )
-        self.channel = open_aio_channel(target, tls=self.tls, options=self._options)
-        self.stubs = Stubs.over(self.channel)
+        self.channels = tuple(
+            open_aio_channel(t.target, tls=self.tls, options=self.channel_options(t))
+            for t in self.channel_targets
+        )
+        self.channel = self.channels[0]
+        self._attach(self.channels)
 
-    async def _acall(
+    async def _call(
         self, rpc: str, request: object, timeout_s: float | None, *, idempotent: bool | None = None
     ) -> Any:
         """Every RPC of this client goes through here, into the one wrapper (``_call.Caller``)."""
-        method, retry, write = self._stub_method(rpc, idempotent)
-        return await self._caller.acall(
-            method, request, rpc=rpc, idempotent=retry, timeout_s=timeout_s, write=write
-        )
+        return await self._caller.acall(rpc, request, timeout_s=timeout_s, idempotent=idempotent)
 
     async def close(self) -> None:
-        """Close the channel; calls in flight are cancelled."""
-        await self.channel.close(grace=None)
+        """Close the channels; calls in flight are cancelled."""
+        await close_aio_channels(self.channels)
 
     async def __aenter__(self) -> AsyncMemnetClient:
         return self
@@ -113,8 +133,6 @@ class AsyncMemnetClient(ClientBase):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-    # Banks.
 
     async def create_bank(
         self,
@@ -148,26 +166,24 @@ class AsyncMemnetClient(ClientBase):
             capacity_policy=capacity_policy,
             description=description,
         )
-        response = await self._acall("CreateBank", request, timeout_s)
+        response = await self._call("CreateBank", request, timeout_s)
         return _convert.bank(response.bank)
 
     async def get_bank(self, name: str, *, timeout_s: float | None = None) -> Bank:
         """Describe one bank (spec, memory count, last sequence number); NotFound if absent."""
-        request = bank_pb2.GetBankRequest(name=_requests.bank_name(name, field="name"))
-        response = await self._acall("GetBank", request, timeout_s)
+        request = bank_pb2.GetBankRequest(name=_checks.bank_name(name, field="name"))
+        response = await self._call("GetBank", request, timeout_s)
         return _convert.bank(response.bank)
 
     async def list_banks(self, *, timeout_s: float | None = None) -> builtins.list[Bank]:
         """Every bank the caller's API key may read."""
-        response = await self._acall("ListBanks", bank_pb2.ListBanksRequest(), timeout_s)
+        response = await self._call("ListBanks", bank_pb2.ListBanksRequest(), timeout_s)
         return [_convert.bank(b) for b in response.banks]
 
     async def delete_bank(self, name: str, *, timeout_s: float | None = None) -> None:
         """Delete a bank and all its memories; NotFound if absent. Not retried."""
-        request = bank_pb2.DeleteBankRequest(name=_requests.bank_name(name, field="name"))
-        await self._acall("DeleteBank", request, timeout_s)
-
-    # Memories.
+        request = bank_pb2.DeleteBankRequest(name=_checks.bank_name(name, field="name"))
+        await self._call("DeleteBank", request, timeout_s)
 
     async def write(
         self,
@@ -178,11 +194,9 @@ class AsyncMemnetClient(ClientBase):
         values: Any = None,
         ids: Sequence[str] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        mode: WriteMode = "upsert",
-        chunk_bytes: int | None = None,
-        max_chunk_memories: int = _requests.DEFAULT_MAX_CHUNK_MEMORIES,
-        progress: bool = False,
+        options: WriteOptions | None = None,
         timeout_s: float | None = None,
+        **knobs: Unpack[WriteKnobs],
     ) -> WriteResult:
         """Write N memories durably, in as many WriteMemories requests as needed.
 
@@ -190,32 +204,29 @@ class AsyncMemnetClient(ClientBase):
         ``values`` (N, Dv), any real dtype (sent as float32, NaN/Inf refused), and
         optionally ``texts`` as raw content. ``ids`` (N client ids, unique) and
         ``metadata`` (N JSON-able dicts or None, each at most 64 KiB) are optional.
-        ``mode="insert"`` fails with AlreadyExists if an id exists.
 
-        The write is cut into requests of at most ``chunk_bytes`` (default 3 MiB, under
-        any server's limit; never above ``max_message_bytes``) and ``max_chunk_memories``
-        memories. Each request is durable on its own: if one fails, the earlier ones
-        stay written. ``timeout_s`` applies to each request. A request is retried on
-        UNAVAILABLE only when ``mode="upsert"`` and ``ids`` are given (replaying it
-        is harmless). ``progress`` shows a tqdm bar on stderr.
+        ``options`` (a ``WriteOptions``) or its fields as keywords (``mode``,
+        ``chunk_bytes``, ``max_chunk_memories``, ``progress``) say how to send it:
+        ``mode="insert"`` fails with AlreadyExists if an id exists; the write is cut
+        into requests of at most ``chunk_bytes`` (default 3 MiB, never above
+        ``max_message_bytes``) and ``max_chunk_memories`` memories; ``progress``
+        shows a tqdm bar on stderr. Each request is durable on its own: if one
+        fails, the earlier ones stay written. ``timeout_s`` applies to each request.
+        A request is retried on UNAVAILABLE (on another replica when there is one)
+        only when ``mode="upsert"`` and ``ids`` are given: replaying it is harmless.
         """
+        chosen = write_options(options, knobs)
         plan = self._plan(
-            bank,
-            texts=texts,
-            keys=keys,
-            values=values,
-            ids=ids,
-            metadata=metadata,
-            mode=mode,
-            chunk_bytes=chunk_bytes,
-            max_chunk_memories=max_chunk_memories,
+            bank, texts=texts, keys=keys, values=values, ids=ids, metadata=metadata, options=chosen
         )
         responses: builtins.list[Any] = []
-        with Progress(plan.write.size, desc=f"write {bank}", unit="mem", enabled=progress) as bar:
+        with Progress(
+            plan.write.size, desc=f"write {bank}", unit="mem", enabled=chosen.progress
+        ) as bar:
             try:
                 for request in plan.requests():
                     responses.append(
-                        await self._acall(
+                        await self._call(
                             "WriteMemories", request, timeout_s, idempotent=plan.idempotent
                         )
                     )
@@ -234,30 +245,27 @@ class AsyncMemnetClient(ClientBase):
         values: Any = None,
         ids: Sequence[str] | None = None,
         metadata: Sequence[Mapping[str, Any] | None] | None = None,
-        mode: WriteMode = "upsert",
-        chunk_bytes: int | None = None,
-        max_chunk_memories: int = _requests.DEFAULT_MAX_CHUNK_MEMORIES,
+        options: WriteOptions | None = None,
         timeout_s: float | None = None,
+        **knobs: Unpack[WriteKnobs],
     ) -> StreamWriteResult:
         """Bulk load over one StreamWriteMemories call; arguments as for ``write``.
 
         Each chunk is one stream message, written durably in order. It returns counts,
         not ids (give ``ids`` if you need them). On an error the earlier messages stay
         written and the error's details say how many memories were committed.
-        ``timeout_s`` (default 60 s) bounds the whole stream. Never retried.
+        ``timeout_s`` (default 60 s) bounds the whole stream; ``progress`` counts the
+        memories handed to the stream. Never retried.
         """
+        chosen = write_options(options, knobs)
         plan = self._plan(
-            bank,
-            texts=texts,
-            keys=keys,
-            values=values,
-            ids=ids,
-            metadata=metadata,
-            mode=mode,
-            chunk_bytes=chunk_bytes,
-            max_chunk_memories=max_chunk_memories,
+            bank, texts=texts, keys=keys, values=values, ids=ids, metadata=metadata, options=chosen
         )
-        response = await self._acall("StreamWriteMemories", plan.stream_requests(), timeout_s)
+        with Progress(
+            plan.write.size, desc=f"stream {bank}", unit="mem", enabled=chosen.progress
+        ) as bar:
+            messages = plan.stream_requests(sent=bar.update)
+            response = await self._call("StreamWriteMemories", messages, timeout_s)
         return _convert.stream_write_result(response)
 
     async def get(
@@ -273,11 +281,11 @@ class AsyncMemnetClient(ClientBase):
         With ``include_vectors`` each Memory carries ``key`` (Dk,) and ``value`` (Dv,).
         """
         request = memory_pb2.GetMemoriesRequest(
-            bank=_requests.bank_name(bank),
-            ids=_requests.strings(ids, field="ids"),
-            include_vectors=include_vectors,
+            bank=_checks.bank_name(bank),
+            ids=_checks.strings(ids, field="ids"),
+            include_vectors=_checks.flag(include_vectors, field="include_vectors"),
         )
-        response = await self._acall("GetMemories", request, timeout_s)
+        response = await self._call("GetMemories", request, timeout_s)
         return [_convert.memory(m) for m in response.memories]
 
     async def delete(self, bank: str, ids: Sequence[str], *, timeout_s: float | None = None) -> int:
@@ -287,9 +295,9 @@ class AsyncMemnetClient(ClientBase):
         retried call may then be lower).
         """
         request = memory_pb2.DeleteMemoriesRequest(
-            bank=_requests.bank_name(bank), ids=_requests.strings(ids, field="ids")
+            bank=_checks.bank_name(bank), ids=_checks.strings(ids, field="ids")
         )
-        response = await self._acall("DeleteMemories", request, timeout_s)
+        response = await self._call("DeleteMemories", request, timeout_s)
         return int(response.deleted)
 
     async def list_page(
@@ -303,12 +311,12 @@ class AsyncMemnetClient(ClientBase):
     ) -> MemoryPage:
         """One page (1-1000 memories) in write order; pass ``next_page_token`` back for more."""
         request = memory_pb2.ListMemoriesRequest(
-            bank=_requests.bank_name(bank),
-            page_size=_requests.count(page_size, field="page_size", minimum=1, maximum=1000),
+            bank=_checks.bank_name(bank),
+            page_size=_checks.count(page_size, field="page_size", minimum=1, maximum=1000),
             page_token=page_token,
-            include_vectors=include_vectors,
+            include_vectors=_checks.flag(include_vectors, field="include_vectors"),
         )
-        response = await self._acall("ListMemories", request, timeout_s)
+        response = await self._call("ListMemories", request, timeout_s)
         return _convert.memory_page(response)
 
     def list(
@@ -319,13 +327,13 @@ class AsyncMemnetClient(ClientBase):
         include_vectors: bool = False,
         timeout_s: float | None = None,
     ) -> AsyncIterator[Memory]:
-        """Every memory of the bank in write order: ``async for memory in client.list(bank)``.
+        """Every memory of the bank in write order, fetched page by page as it advances.
 
         Arguments are checked now; pages are requested as the iterator advances,
         ``timeout_s`` applying to each page request.
         """
-        _requests.bank_name(bank)
-        _requests.count(page_size, field="page_size", minimum=1, maximum=1000)
+        _checks.bank_name(bank)
+        _checks.count(page_size, field="page_size", minimum=1, maximum=1000)
         return self._pages(bank, page_size, include_vectors, timeout_s)
 
     async def _pages(
@@ -340,19 +348,17 @@ class AsyncMemnetClient(ClientBase):
                 include_vectors=include_vectors,
                 timeout_s=timeout_s,
             )
-            for memory in page.memories:
-                yield memory
+            for item in page.memories:
+                yield item
             token = page.next_page_token
             if not token:
                 return
 
     async def count(self, bank: str, *, timeout_s: float | None = None) -> int:
         """Number of live memories in the bank."""
-        request = memory_pb2.CountMemoriesRequest(bank=_requests.bank_name(bank))
-        response = await self._acall("CountMemories", request, timeout_s)
+        request = memory_pb2.CountMemoriesRequest(bank=_checks.bank_name(bank))
+        response = await self._call("CountMemories", request, timeout_s)
         return int(response.count)
-
-    # Queries and models.
 
     async def query(
         self,
@@ -361,48 +367,31 @@ class AsyncMemnetClient(ClientBase):
         *,
         questions: Sequence[str] | None = None,
         query_vectors: Any = None,
-        k: int = 0,
-        hops: int = 0,
-        attention: AttentionMode = "sparse",
-        metadata_filter: Mapping[str, Any] | None = None,
-        include_vectors: bool = False,
-        top_answers: int = 5,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        tail_samples: int | None = None,
+        params: SearchParams | None = None,
         timeout_s: float | None = None,
+        **knobs: Unpack[QueryKnobs],
     ) -> QueryResponse:
         """Answer questions by attending over the bank; one QueryResult per question.
 
         Give exactly one of ``question`` (one text), ``questions`` (B texts) or
-        ``query_vectors`` (B, Dk) for vector banks. ``k`` = memories attended per hop
-        (0 = server default, 32); ``hops`` 0 = the model's default; ``attention``
-        "sparse" (softmax over the top k), "soft" (over the whole bank) or "hard";
-        ``metadata_filter`` keeps memories whose metadata has these top-level values;
-        ``include_vectors`` adds each attended memory's key and value;
-        ``top_answers`` = alternatives returned; ``ef_search`` / ``nprobe`` override
-        the bank's index search parameters for this call. ``tail_samples`` (vector
-        models, sparse attention) samples that many memories to estimate the softmax
-        mass outside the top k: the listed weights then sum to 1 - ``Hop.tail_weight``
-        and the readout adds that weight times the bank's mean value (a sample as large
-        as the bank gives exact softmax attention over every memory).
+        ``query_vectors`` (B, Dk) for vector banks. How to search and what to return
+        is ``params`` (a ``SearchParams``), or its fields as keywords, which override
+        ``params``: ``k`` memories per hop (0 = server default, 32), ``hops`` (0 = the
+        model's), ``attention`` ("sparse", "soft" or "hard"), ``metadata_filter``,
+        ``ef_search`` / ``nprobe`` (index search parameters for this call),
+        ``tail_samples`` (estimate the softmax mass outside the top k: the listed
+        weights then sum to 1 - ``Hop.tail_weight``), ``include_vectors`` (each
+        attended memory's key (Dk,) and value (Dv,)) and ``top_answers``
+        (alternatives returned). Retried on UNAVAILABLE, on another replica first.
         """
         request = _requests.query_request(
             bank,
             question=question,
             questions=questions,
             query_vectors=query_vectors,
-            k=k,
-            hops=hops,
-            attention=attention,
-            metadata_filter=metadata_filter,
-            include_vectors=include_vectors,
-            top_answers=top_answers,
-            ef_search=ef_search,
-            nprobe=nprobe,
-            tail_samples=tail_samples,
+            params=search_params(params, knobs),
         )
-        response = await self._acall("Query", request, timeout_s)
+        response = await self._call("Query", request, timeout_s)
         return _convert.query_response(response)
 
     async def query_arrays(
@@ -412,47 +401,79 @@ class AsyncMemnetClient(ClientBase):
         *,
         questions: Sequence[str] | None = None,
         query_vectors: Any = None,
-        k: int = 0,
-        hops: int = 0,
-        attention: AttentionMode = "sparse",
-        metadata_filter: Mapping[str, Any] | None = None,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        tail_samples: int | None = None,
+        params: SearchParams | None = None,
         timeout_s: float | None = None,
+        **knobs: Unpack[SearchKnobs],
     ) -> QueryArrays:
         """``query`` for throughput: the same attention as (B, H, K) id, score and weight
         arrays plus (B, D) readouts and the B best answers, without text or metadata
-        (``get`` fetches those by id). Takes ``query``'s arguments except
-        ``include_vectors`` and ``top_answers``.
+        (``get`` fetches those by id). Takes ``query``'s arguments; of ``params``,
+        ``top_answers`` does not apply and ``include_vectors`` must be False.
         """
         request = _requests.query_request(
             bank,
             question=question,
             questions=questions,
             query_vectors=query_vectors,
-            k=k,
-            hops=hops,
-            attention=attention,
-            metadata_filter=metadata_filter,
-            include_vectors=False,
-            top_answers=0,
-            ef_search=ef_search,
-            nprobe=nprobe,
-            tail_samples=tail_samples,
+            params=search_params(params, knobs, arrays=True),
             arrays=True,
         )
-        response = await self._acall("Query", request, timeout_s)
+        response = await self._call("Query", request, timeout_s)
         return _convert.query_arrays(response)
+
+    async def reindex_bank(
+        self, bank: str, model: str, *, version: int | None = None, timeout_s: float | None = None
+    ) -> Bank:
+        """Start re-encoding every memory of a text bank with ``model`` (``NAME`` = its
+        latest version, ``NAME@VERSION``, or ``NAME`` with ``version``) in the background.
+
+        Returns at once with ``Bank.reindex`` (state "reindexing"); poll ``get_bank``
+        until its state is "done" or "failed". The bank answers on its old version until
+        the switch. Needs the admin right when API keys are on. Not retried.
+        """
+        request = bank_pb2.ReindexBankRequest(
+            bank=_checks.bank_name(bank),
+            model=_checks.nonempty_string(model, field="model"),
+            version=_checks.count(version or 0, field="version"),
+        )
+        response = await self._call("ReindexBank", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    async def cancel_reindex(self, bank: str, *, timeout_s: float | None = None) -> Bank:
+        """Stop the bank's running reindex; it stays on its current model version."""
+        request = bank_pb2.CancelReindexRequest(bank=_checks.bank_name(bank))
+        response = await self._call("CancelReindex", request, timeout_s)
+        return _convert.bank(response.bank)
+
+    async def load_models(
+        self, name: str | None = None, *, timeout_s: float | None = None
+    ) -> builtins.list[ModelVersion]:
+        """Make the server scan its models directory now (for model ``name``, or all) and
+        load new or replaced checkpoints; returns the versions loaded or failed. Admin."""
+        request = model_pb2.LoadModelRequest(name=name or "")
+        response = await self._call("LoadModel", request, timeout_s)
+        return [_convert.model_version(v) for v in response.changed]
+
+    async def unload_model(
+        self, name: str, version: int, *, timeout_s: float | None = None
+    ) -> None:
+        """Forget ``name@version``; FailedPrecondition naming the banks that still use it.
+        Admin."""
+        request = model_pb2.UnloadModelRequest(
+            name=_checks.nonempty_string(name, field="name"),
+            version=_checks.count(version, field="version", minimum=1),
+        )
+        await self._call("UnloadModel", request, timeout_s)
 
     async def list_models(self, *, timeout_s: float | None = None) -> builtins.list[ModelInfo]:
         """The models the server can attach to banks (``is_default`` marks the default)."""
-        response = await self._acall("ListModels", model_pb2.ListModelsRequest(), timeout_s)
+        response = await self._call("ListModels", model_pb2.ListModelsRequest(), timeout_s)
         return [_convert.model_info(m) for m in response.models]
 
     async def get_model(self, name: str, *, timeout_s: float | None = None) -> ModelInfo:
-        """Describe one model; NotFound if the server has no such model."""
+        """Describe one model: ``NAME`` (its latest ready version) or ``NAME@VERSION``;
+        NotFound if the server has no such model. ``versions`` lists every version."""
         if not isinstance(name, str) or not name:
-            raise _requests.ValidationError("name must be a non-empty string", field="name")
-        response = await self._acall("GetModel", model_pb2.GetModelRequest(name=name), timeout_s)
+            raise ValidationError("name must be a non-empty string", field="name")
+        response = await self._call("GetModel", model_pb2.GetModelRequest(name=name), timeout_s)
         return _convert.model_info(response.model)

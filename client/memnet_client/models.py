@@ -61,20 +61,50 @@ class BankSpec(_Model):
     description: str
 
 
+ReindexState = Literal["idle", "reindexing", "failed", "done"]
+
+
+class ReindexStatus(_Model):
+    """The bank's current or last reindex: ``done`` of ``total`` memories re-encoded at
+    ``rate_per_s``, from ``from_model`` into ``to_model`` (both NAME@VERSION)."""
+
+    state: ReindexState
+    done: int
+    total: int
+    rate_per_s: float
+    from_model: str
+    to_model: str
+    error: str
+    started_at: datetime | None
+
+
 class Bank(_Model):
     """A bank: its spec, how many memories it holds and the sequence number of its last write.
 
-    ``key_space`` says which key space the bank's index holds and which hops search it.
+    ``key_space`` says which key space the bank's index holds and which hops search it;
+    ``model_version`` and ``model_fingerprint`` (SHA-256 of the checkpoint) name the exact
+    version of ``spec.model`` whose encoders wrote its keys (0 and "" for banks from
+    before versions were recorded); ``reindex`` is its current or last reindex.
     """
 
     spec: BankSpec
     memory_count: int
     last_seq: int
     key_space: str
+    model_version: int = 0
+    model_fingerprint: str = ""
+    reindex: ReindexStatus | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def model_ref(self) -> str:
+        """``NAME@VERSION`` of the bank's model (``NAME`` when no version is recorded)."""
+        if not self.model_version:
+            return self.spec.model
+        return f"{self.spec.model}@{self.model_version}"
 
 
 class Memory(_Model):
@@ -200,12 +230,14 @@ class QueryResult(_Model):
 
 
 class QueryResponse(_Model):
-    """The answers to B questions: ``results`` in request order, the model that answered,
-    and the bank's sequence number when the query ran (it saw every write up to it)."""
+    """The answers to B questions: ``results`` in request order, the model (and version)
+    that answered, and the bank's sequence number when the query ran (it saw every write
+    up to it)."""
 
     results: list[QueryResult]
     model: str
     bank_seq: int
+    model_version: int = 0
 
 
 class QueryArrays(_Model):
@@ -237,12 +269,74 @@ class QueryArrays(_Model):
     bank_seq: int
 
 
+class DataFile(_Model):
+    """A file a model was trained on: the path as given, its SHA-256 and size."""
+
+    path: str
+    sha256: str
+    size_bytes: int
+
+
+class EvalResult(_Model):
+    """A result recorded on a model card: ``split`` ("validation", "test", ...),
+    mean error % over its tasks, failed tasks (error > 5 %), when it was measured
+    (ISO 8601 UTC) and the SHA-256 fingerprint of the data it was measured on."""
+
+    split: str
+    mean_error_pct: float
+    failed_tasks: int
+    tasks: int
+    questions: int
+    data_fingerprint: str
+    measured_at: str
+
+
+class ModelCard(_Model):
+    """How a model was trained and what it scored.
+
+    Attributes:
+        command: the training command line as run.
+        settings: every training and model option, as strings (``"model.dim": "100"``).
+        data_files: the files read in training (training, then validation files).
+        data_fingerprint: SHA-256 over the training files' digests, in order.
+        data_summary: questions, vocabulary, answers, tasks, memory size, as trained.
+        results: recorded results, oldest first (validation from training; test when
+            ``memnet eval --record`` measured it).
+        train_seconds: time in the training loop; trained_at: ISO 8601 UTC.
+    """
+
+    command: str
+    settings: dict[str, str]
+    data_files: list[DataFile]
+    data_fingerprint: str
+    data_summary: dict[str, str]
+    results: list[EvalResult]
+    train_seconds: float
+    trained_at: str
+    memnet_version: str
+
+
+ModelVersionState = Literal["ready", "failed"]
+
+
+class ModelVersion(_Model):
+    """One version of a model: its number, the SHA-256 of its checkpoint and its state."""
+
+    version: int
+    fingerprint: str
+    state: ModelVersionState | None
+    error: str
+    source: str
+    loaded_at: datetime | None
+
+
 class ModelInfo(_Model):
     """A model the server can attach to banks.
 
     ``key_dim`` / ``value_dim`` are 0 when any dimension is allowed (set per bank);
     ``temporal_buckets`` = recency ranks at or past this share the last time embedding
-    (0 = no temporal encoding); ``scoring`` is "dot", "scaled_dot" or "cosine".
+    (0 = no temporal encoding); ``scoring`` is "dot", "scaled_dot" or "cosine";
+    ``card`` tells how a trained model was made and what it scored.
     """
 
     name: str
@@ -260,3 +354,11 @@ class ModelInfo(_Model):
     answer_vocabulary: list[str]
     temporal_buckets: int
     is_default: bool
+    card: ModelCard | None = None  # None for models without one (the vector model)
+    version: int = 0  # the version described (the latest ready one for a bare name)
+    fingerprint: str = ""
+    versions: list[ModelVersion] = []  # every version the server knows, oldest first
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}" if self.version else self.name

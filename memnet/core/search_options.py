@@ -68,7 +68,9 @@ class SearchOptions:
     ``ef_search`` / ``nprobe``: the index's search width for this query;
     ``metadata_filter``: only memories whose metadata matches are searched;
     ``tail_samples``: memories sampled to estimate the softmax mass outside the top k
-    (vector models, sparse attention).
+    (vector models, sparse attention); ``key_space``: the model version the query
+    vectors were encoded with (``BankConfig.key_space``): a bank whose keys are in
+    another refuses the search with ``KeySpaceChanged`` (None: no check).
     """
 
     k: int = 32
@@ -78,6 +80,7 @@ class SearchOptions:
     nprobe: int | None = None
     metadata_filter: MetadataFilter | None = field(default=None)
     tail_samples: int | None = None
+    key_space: str | None = None
 
     def __post_init__(self) -> None:
         _positive(self.k, name="k", maximum=None, optional=False)  # max: StoreLimits.max_k

@@ -31,48 +31,100 @@ class Example:
     story: tuple[tuple[str, ...], ...]  # tokenised statements, oldest first
     line_ids: tuple[int, ...]  # the bAbI line number of each statement
     question: tuple[str, ...]
-    answer: str  # one answer class; list answers stay joined ("milk,apple")
+    answer: str  # one answer class; list answers stay joined ("a,b")
     supporting: tuple[int, ...]  # line numbers of the supporting facts
     story_id: int = 0  # 0-based index of the story in its file; its questions share it
 
 
-def parse_babi(lines: Iterable[str], *, task: int = 0) -> list[Example]:
-    """Parse the lines of one bAbI file into examples."""
+def parse_babi(
+    lines: Iterable[str], *, task: int = 0, source: str = "bAbI", story_offset: int = 0
+) -> list[Example]:
+    """Parse the lines of one bAbI-format file into examples.
+
+    ``source`` names the file in errors (``source:line: what is wrong``);
+    ``story_offset`` is added to every ``story_id`` (several files, one numbering).
+    Raises InvalidArgument (field ``data``) for a malformed line.
+    """
     examples: list[Example] = []
     story: list[tuple[str, ...]] = []
     ids: list[int] = []
-    story_id = -1
+    story_id = story_offset - 1
+    last_id = 0
     for lineno, raw in enumerate(lines, start=1):
         line = raw.rstrip("\n")
         if not line.strip():
             continue
-        head, _, rest = line.partition(" ")
+        where = f"{source}:{lineno}"
+        head, _, rest = line.strip().partition(" ")
         if not head.isdigit():
-            raise InvalidArgument(f"bAbI line {lineno} does not start with a number", field="data")
-        line_id = int(head)
-        if line_id == 1 or story_id < 0:
-            story, ids = [], []
-            story_id += 1
-        if "\t" in rest:
-            fields = rest.split("\t")
-            if len(fields) < 2:
-                raise InvalidArgument(f"bAbI line {lineno}: question without answer", field="data")
-            supporting = tuple(int(s) for s in fields[2].split()) if len(fields) > 2 else ()
-            examples.append(
-                Example(
-                    task=task,
-                    story=tuple(story),
-                    line_ids=tuple(ids),
-                    question=tuple(tokenize(fields[0])),
-                    answer=fields[1].strip().lower(),
-                    supporting=supporting,
-                    story_id=story_id,
-                )
+            raise InvalidArgument(
+                f"{where}: a line must start with its number in the story (1 starts a "
+                f"story), got {head[:20]!r}",
+                field="data",
             )
+        line_id = int(head)
+        if line_id == 1 or story_id < story_offset:
+            story, ids, last_id = [], [], 0
+            story_id += 1
+        if line_id <= last_id:
+            raise InvalidArgument(
+                f"{where}: line number {line_id} after {last_id}: numbers grow within a "
+                "story and 1 starts the next one",
+                field="data",
+            )
+        last_id = line_id
+        if "\t" in rest:
+            examples.append(_question(rest, where, story, ids, task=task, story_id=story_id))
         else:
-            story.append(tuple(tokenize(rest)))
+            words = tuple(tokenize(rest))
+            if not words:
+                raise InvalidArgument(f"{where}: a statement without words", field="data")
+            story.append(words)
             ids.append(line_id)
     return examples
+
+
+def _question(
+    rest: str,
+    where: str,
+    story: list[tuple[str, ...]],
+    ids: list[int],
+    *,
+    task: int,
+    story_id: int,
+) -> Example:
+    """One question line's ``<question>\\t<answer>[\\t<supporting ids>]``."""
+    fields = rest.split("\t")
+    question = tuple(tokenize(fields[0]))
+    answer = fields[1].strip().lower()
+    if not question:
+        raise InvalidArgument(f"{where}: a question without words", field="data")
+    if not answer:
+        raise InvalidArgument(f"{where}: a question without an answer", field="data")
+    if not story:
+        raise InvalidArgument(f"{where}: a question with no statement before it", field="data")
+    try:
+        supporting = tuple(int(s) for s in fields[2].split()) if len(fields) > 2 else ()
+    except ValueError:
+        raise InvalidArgument(
+            f"{where}: supporting facts must be line numbers, got {fields[2].strip()[:40]!r}",
+            field="data",
+        ) from None
+    missing = [s for s in supporting if s not in ids]
+    if missing:
+        raise InvalidArgument(
+            f"{where}: supporting fact {missing[0]} is not a statement of this story",
+            field="data",
+        )
+    return Example(
+        task=task,
+        story=tuple(story),
+        line_ids=tuple(ids),
+        question=question,
+        answer=answer,
+        supporting=supporting,
+        story_id=story_id,
+    )
 
 
 def task_file(data_dir: Path, task: int, split: str) -> Path | None:
@@ -95,8 +147,21 @@ def load_task(
             LOG.warning("qa%d %s: not in %s, using %s", task, split, data_dir, path)
     if path is None:
         raise NotFound(f"no bAbI file qa{task}_*_{split}.txt in {data_dir}", field="data_dir")
-    with path.open(encoding="utf-8") as f:
-        return parse_babi(f, task=task)
+    return parse_babi(read_lines(path), task=task, source=str(path))
+
+
+def read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 text file; InvalidArgument (field ``data``) if it is not one."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise NotFound(f"{path}: cannot read ({e.strerror})", field="data") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InvalidArgument(f"{path}:{line}: not UTF-8 text", field="data") from None
+    return text.splitlines()
 
 
 def parse_tasks(spec: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""bAbI examples as padded tensors, memory slot 0 = the newest statement.
+"""Question-answer examples as padded tensors, memory slot 0 = the newest statement.
 
 Ordering the memory by recency makes the slot index the time index of temporal
 encoding (Sukhbaatar et al. 2015, §4.1: T_A(i) for the i-th most recent sentence),
@@ -15,9 +15,6 @@ import torch
 from memnet.data.babi import Example
 from memnet.data.vocab import Vocabulary
 
-MAX_SUPPORT = 3  # bAbI questions have at most 3 supporting facts (qa3)
-
-
 @dataclass(frozen=True)
 class BabiTensors:
     stories: torch.Tensor  # (N, M, T) int64 word ids, slot 0 = newest, 0 = nil
@@ -25,7 +22,8 @@ class BabiTensors:
     queries: torch.Tensor  # (N, Tq) int64
     answers: torch.Tensor  # (N,) int64 answer class, -1 = not in the answer vocabulary
     support: torch.Tensor  # (N, S) int64 memory slots of the supporting facts, -1 = none
-    tasks: torch.Tensor  # (N,) int64 bAbI task number
+    # S = the most supporting facts of any question (bAbI: 3, qa3), at least 1
+    tasks: torch.Tensor  # (N,) int64 task id (bAbI: the task number)
 
     def __len__(self) -> int:
         return int(self.answers.shape[0])
@@ -55,6 +53,7 @@ def tensorize(
 ) -> BabiTensors:
     """Pad examples into tensors; keeps the ``memory_size`` most recent statements."""
     answer_index = answers.index
+    S = max([1, *(len(ex.supporting) for ex in examples)])
     stories, lengths, queries, targets, support, tasks = [], [], [], [], [], []
     for ex in examples:
         recent = list(reversed(ex.story))[:memory_size]  # slot 0 = newest
@@ -66,22 +65,27 @@ def tensorize(
         queries.append(_pad(vocab.encode(list(ex.question))[0], query_len))
         targets.append(answer_index.get(ex.answer, -1))
         slot_of = {line_id: slot for slot, line_id in enumerate(recent_ids)}
-        sup = [slot_of.get(s, -1) for s in ex.supporting[:MAX_SUPPORT]]
-        support.append(sup + [-1] * (MAX_SUPPORT - len(sup)))
+        sup = [slot_of.get(s, -1) for s in ex.supporting]
+        support.append(sup + [-1] * (S - len(sup)))
         tasks.append(ex.task)
     return BabiTensors(
         stories=torch.tensor(stories, dtype=torch.int64).view(len(examples), memory_size, -1),
         lengths=torch.tensor(lengths, dtype=torch.int64),
         queries=torch.tensor(queries, dtype=torch.int64).view(len(examples), -1),
         answers=torch.tensor(targets, dtype=torch.int64),
-        support=torch.tensor(support, dtype=torch.int64).view(len(examples), MAX_SUPPORT),
+        support=torch.tensor(support, dtype=torch.int64).view(len(examples), S),
         tasks=torch.tensor(tasks, dtype=torch.int64),
     )
 
 
 def build_vocabularies(examples: Sequence[Example]) -> tuple[Vocabulary, Vocabulary]:
-    """Word vocabulary (nil at 0) and answer vocabulary, from training examples only."""
+    """Word vocabulary (nil at 0) and answer vocabulary, in order of first appearance.
+
+    Not sorted by spelling: the ids, and so the initial embedding of each word, follow
+    where a word first occurs, so that a copy of the data with every word renamed
+    trains the same network, weight for weight.
+    """
     words = (w for ex in examples for s in (*ex.story, ex.question) for w in s)
-    vocab = Vocabulary.build(words)
-    answers = Vocabulary.build((ex.answer for ex in examples), with_nil=False)
+    vocab = Vocabulary.in_order_seen(words)
+    answers = Vocabulary.in_order_seen((ex.answer for ex in examples), with_nil=False)
     return vocab, answers

@@ -17,7 +17,7 @@ _NON_WORD = re.compile(r"[^\w\s]+")
 
 
 def tokenize(text: str) -> list[str]:
-    """'Where is Mary?' -> ['where', 'is', 'mary']."""
+    """'Hello, World!' -> ['hello', 'world']."""
     return _NON_WORD.sub(" ", text.lower()).split()
 
 
@@ -31,6 +31,13 @@ class Vocabulary:
     def build(cls, tokens: Iterable[str], *, with_nil: bool = True) -> Vocabulary:
         words = sorted(set(tokens) - {NIL})
         return cls(tuple(([NIL] if with_nil else []) + words))
+
+    @classmethod
+    def in_order_seen(cls, tokens: Iterable[str], *, with_nil: bool = True) -> Vocabulary:
+        """Words in order of first appearance (not sorted): a vocabulary whose ids do not
+        depend on how the words are spelled, only on where they first occur."""
+        seen = dict.fromkeys(t for t in tokens if t != NIL)
+        return cls(tuple(([NIL] if with_nil else []) + list(seen)))
 
     def __len__(self) -> int:
         return len(self.words)

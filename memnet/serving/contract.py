@@ -13,6 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
+from memnet.core.card import ModelCard
 from memnet.core.enums import AttentionMode, InputKind, Metric
 from memnet.core.search_options import SearchOptions
 from memnet.store.types import SearchResult
@@ -48,6 +49,7 @@ class ModelInfo:
     vocab_size: int  # 0 for vector models
     answer_vocab: tuple[str, ...]  # empty when the model has no answer head
     temporal_buckets: int  # recency ranks >= this share the last time embedding; 0 = none
+    card: ModelCard | None = None  # how a trained checkpoint was made; None: no card
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ class TextMemoryModel:
             vocab_size=cfg.vocab_size,
             answer_vocab=ckpt.answers.words,
             temporal_buckets=cfg.temporal_buckets,
+            card=ckpt.card,
         )
 
     @classmethod
@@ -189,8 +190,12 @@ def _describe(ckpt: Checkpoint) -> str:
         cfg.tying, "MemN2N, 1 hop"
     )
     tasks = [int(t) for t in ckpt.train_config.get("tasks", [])]
-    data = Path(str(ckpt.train_config.get("data_dir", ""))).name or "?"
-    if tasks == list(range(1, 21)):
+    data = Path(str(ckpt.train_config.get("data_dir") or "")).name or "?"
+    files = [Path(str(f)).name for f in ckpt.train_config.get("train_files", [])]
+    if files:
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        trained = f"{len(ckpt.task_names) or '?'} task(s) from {shown}"
+    elif tasks == list(range(1, 21)):
         trained = f"bAbI ({data}), all 20 tasks jointly"
     elif tasks:
         trained = f"bAbI ({data}) task(s) {', '.join(map(str, tasks))}"

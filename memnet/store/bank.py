@@ -10,39 +10,36 @@ gets and gathers take the shared lock and read the current ``BankState``.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import faiss
 import numpy as np
 
-from memnet.core.search_options import SearchOptions
 from memnet.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidArgument,
-    NotFound,
     ResourceExhausted,
 )
-from memnet.store import search as srch
+from memnet.store import reindex, validation
 from memnet.store import state as st
-from memnet.store import validation
+from memnet.store.bank_reads import BankReads, check_batch_key_space
+from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.lifecycle import BankFiles
 from memnet.store.locks import DirLock, RWLock
 from memnet.store.records import ClearRecord, DeleteRecord, Record, WriteRecord
 from memnet.store.recovery import maintained, recover
+from memnet.store.reindex import ReindexSession
 from memnet.store.types import (
     BankConfig,
     CapacityPolicy,
     MemoryBatch,
-    MemoryContent,
-    MemoryRecord,
     RecoveryReport,
-    SearchResult,
     StoreSettings,
     WriteMode,
     WriteResult,
@@ -54,8 +51,11 @@ LOG = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 
 
-class Bank:
-    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots."""
+class Bank(BankReads):
+    """A named set of memories: FAISS index + float32 arrays + write-ahead log + snapshots.
+
+    Its reads (``get``, ``contents``, ``gather``, ``list``, ``search``) are in ``BankReads``.
+    """
 
     def __init__(self, directory: Path, config: BankConfig, settings: StoreSettings) -> None:
         """Open the bank in ``directory``: lock it, load its snapshot, replay its log."""
@@ -74,19 +74,23 @@ class Bank:
         except BaseException:
             lock.release()
             raise
+        self.config = recovered.config
         self._state = recovered.state
+        self._reindex: ReindexSession | None = None  # the running reindex's tap
+        self.interrupted_reindex = reindex.read_intent(directory)  # target, if one was cut off
         self._files = BankFiles(
-            directory, name=config.name, lock=lock, wal=recovered.wal, settings=settings
+            directory,
+            name=config.name,
+            lock=lock,
+            wal=recovered.wal,
+            settings=settings,
+            log_records=recovered.report.records_replayed,
         )
         self.recovery: RecoveryReport = recovered.report
         with self._write_mutex:
             self._maintain()
 
     # ---- properties -------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.config.name
 
     @property
     def last_seq(self) -> int:
@@ -124,9 +128,13 @@ class Bank:
             ) from None
         if not isinstance(batch, MemoryBatch):
             raise InvalidArgument("batch must be a MemoryBatch", field="batch")
-        clean = validation.batch(batch, self.config, self._limits)
+        config = self.config
+        clean = validation.batch(batch, config, self._limits)
         with self._write_mutex:
             self._check_open()
+            check_batch_key_space(batch.key_space, self.config)
+            if self.config is not config:  # a reindex switched the bank meanwhile
+                clean = validation.batch(batch, self.config, self._limits)
             state = self._state
             t = state.table
             ids = generate_missing_ids(clean.ids)
@@ -219,6 +227,8 @@ class Bank:
         self._files.append(record)
         with self._rw.write():
             self._state = st.commit(self._state, prepared)
+        if self._reindex is not None:
+            self._reindex.queue(record)
 
     # ---- maintenance ------------------------------------------------------------------
 
@@ -234,7 +244,13 @@ class Bank:
             with self._rw.write():
                 self._state = fresh
         if self._files.wants_snapshot():
-            self._files.try_snapshot(self._state, "after a long log")
+            self._files.try_snapshot(self._state, self.config, "after a long log")
+
+    def snapshot_if_due(self) -> None:
+        """Snapshot when the log is past its size or age limit (the store's timer calls this)."""
+        with self._write_mutex:
+            if not self._closed and self._files.wants_snapshot():
+                self._files.try_snapshot(self._state, self.config, "after an old log")
 
     def rebuild_index(self) -> None:
         """Rebuild arrays and index from the live memories (compaction)."""
@@ -248,122 +264,89 @@ class Bank:
         """Write a snapshot and start a new, empty log."""
         with self._write_mutex:
             self._check_open()
-            self._files.snapshot(self._state)
+            self._files.snapshot(self._state, self.config)
 
     def flush(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
         if not self._closed:
             self._files.sync()
 
-    # ---- reads ------------------------------------------------------------------------
+    # ---- reindex ----------------------------------------------------------------------
 
-    def get(self, ids: Sequence[str]) -> list[MemoryRecord | None]:
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
+    def start_reindex(self, target: BankConfig) -> ReindexSession:
+        """Begin re-encoding into ``target`` (another model version): copy the live
+        memories, queue every later record to the session, record the intent durably.
+        FailedPrecondition if one is already running or ``target`` changes more than the
+        model."""
+        reindex.check_target(self.config, target)
+        with self._write_mutex:
             self._check_open()
-            t = self._state.table
-            return [None if s is None else t.record(s) for s in t.slots_of(wanted)]
+            if self._reindex is not None:
+                raise FailedPrecondition(
+                    f"bank {self.name!r} is already being reindexed", field="bank"
+                )
+            with disk_full_as_resource_exhausted(f"cannot start a reindex of {self.name!r}"):
+                reindex.write_intent(self.directory, target)
+            with self._rw.read():
+                rows = reindex.LiveRows.of(self._state.table)
+            session = ReindexSession(target=target, rows=rows, start_seq=self._state.last_seq)
+            self._reindex = session
+            self.interrupted_reindex = None
+            return session
 
-    def contents(self, ids: Iterable[str]) -> dict[str, MemoryContent]:
-        """Text and metadata of the live memories among ``ids`` that have either, by id.
-
-        For ids this bank returned (search results): no id validation and no vector
-        copies, so attaching content to K attended memories costs a dict lookup each.
-        Unknown, deleted and content-less ids are absent from the result.
-        """
-        out: dict[str, MemoryContent] = {}
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            if not t.has_content():  # a bank of vectors alone: ``ids`` is never read
-                return out
-            slot_of, texts, metadata = t.slot_of, t.texts, t.metadata
-            for mid in dict.fromkeys(ids):  # once each: hops and rows repeat memories
-                s = slot_of.get(mid)
-                if s is not None and (texts[s] or metadata[s]):
-                    out[mid] = MemoryContent(text=texts[s], metadata=metadata[s])
-        return out
-
-    def gather(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(N, Dk) keys and (N, Dv) values of ``ids``; NotFound names the first missing id."""
-        wanted = validation.id_list(ids, limits=self._limits)
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            slots = t.slots_of(wanted)
-            for mid, s in zip(wanted, slots, strict=True):
-                if s is None:
-                    raise NotFound(f"memory {mid!r} not found in bank {self.name!r}", field="ids")
-            idx = np.array(slots, np.int64)
-            return t.keys[idx].copy(), t.values[idx].copy()
-
-    def list(
-        self, *, page_size: int = 100, page_token: str | None = None
-    ) -> tuple[list[MemoryRecord], str | None]:
-        """Live memories in seq order, ``page_size`` at a time; pass back the returned token."""
-        size = validation.page_size(page_size, self._limits)
-        after = validation.page_token(page_token)
-        with self._rw.read():
-            self._check_open()
-            t = self._state.table
-            live = t.live_slots()
-            start = int(np.searchsorted(t.seqs[live], after, side="right"))
-            page = live[start : start + size]
-            records = [t.record(s) for s in page.tolist()]
-            more = start + size < len(live)
-            token = validation.make_page_token(records[-1].seq) if more and records else None
-            return records, token
-
-    def search(
+    def finish_reindex(
         self,
-        queries: np.ndarray,
-        k: int | SearchOptions,
-        *,
-        ef_search: int | None = None,
-        nprobe: int | None = None,
-        metadata_filter: dict[str, Any] | None = None,
-        with_vectors: bool = False,
-        with_keys: bool = True,
-        tail_samples: int | None = None,
-    ) -> SearchResult:
-        """Top-k memories for (B, Dk) float32 queries, exactly re-scored, best first.
-
-        ``k`` is either the number of memories per query, with the search knobs as
-        keywords, or a ``SearchOptions`` that carries them all (then give no knobs).
-        ``tail_samples`` also estimates, per query, log Σ exp(score) over the searched
-        memories outside its top-k from that many uniformly sampled ones (exact when it
-        covers them all), and the value they read as: what a softmax over the top-k
-        needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
-        ``with_vectors``: also the values, and the keys unless ``with_keys`` is False.
-        """
-        options = srch.options_of(
-            k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
-            tail_samples=tail_samples,
-        )  # fmt: skip
-        q = validation.search_args(queries, options, self.config, self._limits)
-        with self._rw.read():
+        session: ReindexSession,
+        reencode: Callable[[builtins.list[Record]], builtins.list[Record]],
+    ) -> None:
+        """Switch the bank to the session's state: apply the last queued records
+        (``reencode`` turns them into the target's key space), make a snapshot of the new
+        state and configuration durable, then swap them in. On any failure the bank
+        stays as it was and the session ends."""
+        with self._write_mutex:
             self._check_open()
-            return srch.search(
-                self._state,
-                self.config,
-                q,
-                options.k,
-                ef_search=options.ef_search,
-                nprobe=options.nprobe,
-                metadata_filter=options.filter_dict,
-                tail_samples=options.tail_samples,
-                with_keys=with_vectors and with_keys,
-                with_values=with_vectors,
-                rng=self._tail_rng,
-            )
+            if self._reindex is not session or session.cancelled.is_set():
+                raise FailedPrecondition(
+                    f"the reindex of {self.name!r} was cancelled", field="bank"
+                )
+            try:
+                for record in reencode(session.take_queued()):
+                    session.apply(record)
+                self._files.snapshot(session.state, session.target)
+            except BaseException:
+                self._end_reindex(session)
+                raise
+            with self._rw.write():
+                self._state, self.config = session.state, session.target
+            self._end_reindex(session)
+            LOG.info("bank %s: switched to %s", self.name, self.config.key_space)
+
+    def cancel_reindex(self, session: ReindexSession | None = None) -> bool:
+        """Stop the running reindex (``session``, or whichever runs); False if none ran."""
+        with self._write_mutex:
+            running = self._reindex
+            if running is None or (session is not None and running is not session):
+                return False
+            self._end_reindex(running)
+            return True
+
+    def _end_reindex(self, session: ReindexSession) -> None:
+        """Detach the session and forget its intent (write mutex held)."""
+        session.cancelled.set()
+        self._reindex = None
+        try:
+            reindex.clear_intent(self.directory)
+        except OSError as err:
+            LOG.error("bank %s: cannot remove the reindex intent file: %s", self.name, err)
+
+    def forget_interrupted_reindex(self) -> None:
+        """Drop the intent of a reindex a restart cut off (it will not be resumed)."""
+        with self._write_mutex:
+            if self._reindex is None:
+                reindex.clear_intent(self.directory)
+            self.interrupted_reindex = None
 
     # ---- lifecycle --------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._dropped:
-            raise NotFound(f"bank {self.name!r} was dropped", field="bank")
-        if self._closed:
-            raise FailedPrecondition(f"bank {self.name!r} is closed", field="bank")
 
     def close(self, *, snapshot_if_needed: bool = True, dropped: bool = False) -> None:
         """Snapshot if the log holds records (and settings allow; a failed snapshot is
@@ -371,8 +354,11 @@ class Bank:
         with self._write_mutex:
             if self._closed:
                 return
+            if self._reindex is not None:
+                self._reindex.cancelled.set()
+                self._reindex = None  # the intent file stays: a restart resumes it
             try:
-                self._files.close(self._state if snapshot_if_needed else None)
+                self._files.close(self._state if snapshot_if_needed else None, self.config)
             finally:
                 with self._rw.write():
                     self._closed = True

@@ -11,56 +11,112 @@ Labels are slot numbers (``vectors.SlotTable``). Two deletion modes:
 An index that needs training (IVF, IVF-PQ, trainable factory strings) is built
 untrained; until the bank holds ``train_threshold`` live memories the bank
 answers by exact search over its arrays, then trains on all live keys and adds them.
+``check`` refuses, at creation, an index memnet cannot drive or that breaks a limit
+(``index_plan`` walks the built FAISS index, whatever its spelling).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from memnet.store.types import IndexKind, IndexSpec, Metric
+from memnet.errors import InvalidArgument
+from memnet.store import index_plan
+from memnet.store.index_plan import POINTS_PER_CENTROID, IndexPlan
+from memnet.store.types import BankConfig, IndexKind, IndexSpec, Metric
 
 LOG = logging.getLogger(__name__)
 
-# FAISS k-means warns below 39 training points per centroid; we train at that level.
-POINTS_PER_CENTROID = 39
-DEFAULT_FACTORY_TRAIN = 10_000
+_FAISS_WHERE = re.compile(r"^.*? at \S+:\d+: (?:Error: )?", re.DOTALL)
 
 
 def faiss_metric(metric: Metric) -> int:
     return int(faiss.METRIC_L2 if metric is Metric.L2 else faiss.METRIC_INNER_PRODUCT)
 
 
-def train_threshold(spec: IndexSpec) -> int:
-    """Live memories needed before an index that needs training is trained."""
+def train_threshold(spec: IndexSpec, *, key_dim: int) -> int:
+    """Live memories needed before the index of ``spec`` at ``key_dim`` is trained."""
     if spec.train_size is not None:
         return spec.train_size
     if spec.kind is IndexKind.IVF:
         return POINTS_PER_CENTROID * spec.nlist
     if spec.kind is IndexKind.IVF_PQ:
         return POINTS_PER_CENTROID * max(spec.nlist, 1 << spec.pq_nbits)
-    if spec.kind is IndexKind.FACTORY and spec.factory is not None:
-        nums = [int(n) for n in re.findall(r"IVF(\d+)", spec.factory)]
-        return POINTS_PER_CENTROID * max(nums) if nums else DEFAULT_FACTORY_TRAIN
+    if spec.kind is IndexKind.FACTORY:
+        assert spec.factory is not None
+        return _factory_train_points(spec.factory, key_dim)
     return 0
+
+
+@functools.lru_cache(maxsize=256)
+def _factory_train_points(factory: str, key_dim: int) -> int:
+    """The training need of a factory string (planned once per string and dimension; the
+    metric does not change it, and L2 builds every string memnet accepts)."""
+    core = faiss.index_factory(key_dim, factory, faiss.METRIC_L2)
+    return index_plan.analyse(core, l2=True).train_points
+
+
+def check(config: BankConfig) -> IndexPlan:
+    """The plan of ``config``'s index; InvalidArgument naming the field when memnet cannot
+    drive it, it breaks a limit, or ``train_size`` is below what FAISS needs to train it."""
+    spec, dim = config.index, config.key_dim
+    field = "index.factory" if spec.kind is IndexKind.FACTORY else "index"
+    what = (
+        f"index.factory {spec.factory!r}"
+        if spec.factory is not None
+        else f"index {spec.kind.value}"
+    )
+    screened = index_plan.screen(spec, dim=dim)
+    if screened:
+        raise InvalidArgument(f"{what} breaks a limit: {'; '.join(screened)}", field=field)
+    try:
+        core = _core(spec, config.metric, dim)
+    except RuntimeError as err:
+        raise InvalidArgument(
+            f"{what} cannot be built at key_dim {dim}: {faiss_reason(err)}", field=field
+        ) from None
+    plan = index_plan.analyse(core, l2=config.metric is Metric.L2)
+    if plan.unsupported:
+        raise InvalidArgument(
+            f"{what} cannot be used by memnet: {'; '.join(plan.unsupported)}", field=field
+        )
+    if plan.over_limits:
+        raise InvalidArgument(f"{what} breaks a limit: {'; '.join(plan.over_limits)}", field=field)
+    if spec.train_size is not None and spec.train_size < plan.min_train_points:
+        raise InvalidArgument(
+            f"index.train_size={spec.train_size} is below the {plan.min_train_points} points "
+            f"FAISS needs to train {what} ({plan.structure})",
+            field="index.train_size",
+        )
+    return plan
+
+
+def faiss_reason(err: BaseException) -> str:
+    """FAISS's own words from one of its exceptions, without the C++ signature and file."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return _FAISS_WHERE.sub("", text)[:300]
 
 
 def build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
     """An empty FAISS index for ``spec`` whose labels are slot numbers."""
-    index = _build(spec, metric, dim)
+    index = _labelled(_core(spec, metric, dim), spec)
     set_defaults(index, spec)
     return index
 
 
-def _build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
+def _core(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
+    """The index of ``spec`` without memnet's id map; a factory string memnet cannot drive
+    raises InvalidArgument (a bank created before the checks is quarantined with it)."""
     fm = faiss_metric(metric)
     if spec.kind is IndexKind.FLAT:
-        return faiss.IndexIDMap(faiss.IndexFlat(dim, fm))
+        return faiss.IndexFlat(dim, fm)
     if spec.kind is IndexKind.HNSW:
         index = faiss.IndexHNSWFlat(dim, spec.hnsw_m, fm)
         index.hnsw.efConstruction = spec.ef_construction
@@ -79,11 +135,38 @@ def _build(spec: IndexSpec, metric: Metric, dim: int) -> faiss.Index:
         ivf.nprobe = spec.nprobe
         return ivf
     assert spec.factory is not None
-    inner = faiss.index_factory(dim, spec.factory, fm)
-    if faiss.try_extract_index_ivf(inner) is not None:
-        # IVF stores labels natively; IndexIDMap over IVF breaks remove_ids (FAISS asserts).
-        return inner
-    return faiss.IndexIDMap(inner)
+    core = faiss.index_factory(dim, spec.factory, fm)
+    plan = index_plan.analyse(core, l2=metric is Metric.L2)
+    if plan.unsupported:  # a bank created before these checks: quarantined with the reason
+        raise InvalidArgument(
+            f"index.factory {spec.factory!r} cannot be used by memnet: "
+            f"{'; '.join(plan.unsupported)}",
+            field="index.factory",
+        )
+    _skip_polysemous_training(core)
+    return core
+
+
+def _skip_polysemous_training(core: faiss.Index) -> None:
+    """index_factory's PQ trains polysemous codes (simulated annealing, tens of seconds on a
+    busy machine, inside a write); memnet never searches by Hamming distance, so skip it."""
+    index: Any = faiss.downcast_index(core)  # the SWIG class is known at run time only
+    if isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    if isinstance(index, faiss.IndexHNSW):
+        index = faiss.downcast_index(index.storage)
+    if type(index).__name__ in ("IndexPQ", "IndexIVFPQ"):
+        index.do_polysemous_training = False
+
+
+def _labelled(core: faiss.Index, spec: IndexSpec) -> faiss.Index:
+    """``core`` as memnet stores it: flat and factory indexes (but IVF, which labels
+    natively) inside an ``IndexIDMap``; an IDMap over IVF breaks remove_ids."""
+    if spec.kind is IndexKind.FLAT:
+        return faiss.IndexIDMap(core)
+    if spec.kind is IndexKind.FACTORY and faiss.try_extract_index_ivf(core) is None:
+        return faiss.IndexIDMap(core)
+    return core
 
 
 def remove(index: faiss.Index, slots: np.ndarray) -> None:
@@ -133,7 +216,11 @@ def train(index: faiss.Index, keys: np.ndarray) -> None:
 
 
 def _inner(index: faiss.Index) -> faiss.Index:
-    return faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
+    """The searching index under memnet's id map and any pre-transforms (OPQ, PCA, ...)."""
+    index = faiss.downcast_index(index)
+    while isinstance(index, faiss.IndexIDMap | faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index
 
 
 def family(index: faiss.Index) -> str:

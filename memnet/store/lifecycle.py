@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 
 from memnet.errors import ResourceExhausted
-from memnet.store import snapshot
+from memnet.store import fs, logstate, snapshot
 from memnet.store.diskfull import disk_full_as_resource_exhausted
 from memnet.store.locks import DirLock
 from memnet.store.records import Record
 from memnet.store.state import BankState
-from memnet.store.types import StoreSettings
+from memnet.store.types import BankConfig, StoreSettings
 from memnet.store.wal import WriteAheadLog, log_path
 
 LOG = logging.getLogger(__name__)
@@ -34,12 +34,15 @@ class BankFiles:
         lock: DirLock,
         wal: WriteAheadLog,
         settings: StoreSettings,
+        log_records: int = 0,
     ) -> None:
+        """``log_records``: records the log already holds (replayed when the bank opened)."""
         self.directory = directory
         self.name = name
         self._lock = lock
         self._wal = wal
         self._settings = settings
+        self._log_records = log_records
         self._closed = False
 
     @property
@@ -63,6 +66,7 @@ class BankFiles:
     def append(self, record: Record) -> None:
         """Append ``record`` to the log, durable per the fsync policy when this returns."""
         self._wal.append(record)
+        self._log_records += 1
 
     def sync(self) -> None:
         """fsync the log if anything is unsynced (the INTERVAL policy's timer calls this)."""
@@ -70,29 +74,44 @@ class BankFiles:
             self._wal.sync()
 
     def wants_snapshot(self) -> bool:
-        return self._wal.record_bytes >= self._settings.snapshot_after_log_bytes
+        """True when the log passed ``snapshot_after_log_bytes`` or
+        ``snapshot_after_log_records``, or has held records for ``snapshot_after_log_age_s``
+        (each bounds how long reopening the bank takes)."""
+        wal, s = self._wal, self._settings
+        if (
+            wal.record_bytes >= s.snapshot_after_log_bytes
+            or self._log_records >= s.snapshot_after_log_records
+        ):
+            return True
+        age_s = wal.oldest_record_age_s()
+        return age_s is not None and age_s >= s.snapshot_after_log_age_s
 
-    def snapshot(self, state: BankState) -> None:
-        """Write a snapshot of ``state``, start a new empty log, drop older logs and snapshots."""
+    def snapshot(self, state: BankState, config: BankConfig) -> None:
+        """Write a snapshot of ``state`` (and the bank's ``config``), start a new empty
+        log, drop older logs and snapshots."""
         seq = state.last_seq
         directory = self.directory
-        snapshot.write(directory, seq, state.table, state.index, trained=state.trained)
+        snapshot.write(
+            directory, seq, state.table, state.index, trained=state.trained, config=config
+        )
         path = log_path(directory, seq)
         if self._wal.path != path:
             old = self._wal
             s = self._settings
             with disk_full_as_resource_exhausted(f"cannot start log {path.name} of {self.name}"):
                 self._wal = WriteAheadLog(path, policy=s.fsync, interval_ms=s.fsync_interval_ms)
+                logstate.write(directory, logstate.for_new_log(path, self._wal.synced_bytes))
             old.close()
+        self._log_records = 0
         for p in directory.glob("wal-*.log"):
             if p != path:
-                p.unlink()
+                fs.get().unlink(p)
         snapshot.remove_older(directory, seq)
 
-    def try_snapshot(self, state: BankState, when: str) -> bool:
+    def try_snapshot(self, state: BankState, config: BankConfig, when: str) -> bool:
         """``snapshot``, logging (not raising) a failure to write; True if it was taken."""
         try:
-            self.snapshot(state)
+            self.snapshot(state, config)
         except (OSError, ResourceExhausted) as err:
             LOG.error(
                 "bank %s: snapshot %s failed, the log alone keeps the data durable: %s",
@@ -103,7 +122,7 @@ class BankFiles:
             return False
         return True
 
-    def close(self, state: BankState | None) -> None:
+    def close(self, state: BankState | None, config: BankConfig) -> None:
         """Snapshot ``state`` if given and the log holds records (and settings allow), then
         always close the log and release the directory lock, even if either step fails."""
         try:
@@ -112,10 +131,27 @@ class BankFiles:
                 and self._settings.snapshot_on_close
                 and self._wal.record_bytes > 0
             ):
-                self.try_snapshot(state, "on close")
+                self.try_snapshot(state, config, "on close")
         finally:
             self._closed = True
             try:
                 self._wal.close()
+                self._record_synced_size()
             finally:
                 self._lock.release()
+
+    def _record_synced_size(self) -> None:
+        """Note in ``log-state.json`` how much of the (closed, fsynced) log is on disk."""
+        wal = self._wal
+        try:
+            current = logstate.read(self.directory)
+        except logstate.LogStateError:
+            current = None
+        created = current.created_ns if current is not None and current.log == wal.path.name else 0
+        state = logstate.for_new_log(wal.path, wal.synced_bytes)
+        if created:
+            state = logstate.LogState(wal.path.name, created, wal.synced_bytes)
+        try:
+            logstate.write(self.directory, state)
+        except OSError as err:  # e.g. a full disk: the log itself is closed and whole
+            LOG.warning("bank %s: could not record the log's synced size: %s", self.name, err)

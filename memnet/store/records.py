@@ -70,6 +70,12 @@ class ClearRecord:
 Record = WriteRecord | DeleteRecord | ClearRecord
 
 
+def seq_range(record: Record) -> tuple[int, int]:
+    """The first and last sequence numbers ``record`` takes."""
+    first = record.first_seq if isinstance(record, WriteRecord) else record.seq
+    return first, record.last_seq
+
+
 def _json(obj: object) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 

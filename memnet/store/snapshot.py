@@ -1,48 +1,37 @@
 """Atomic snapshots of a bank: arrays (.npy), records (JSON), FAISS index, manifest.
 
-A snapshot is written into ``tmp-snapshot-<seq>/``, every file is fsynced, the
-directory is renamed to ``snapshot-<seq>/`` and the bank directory is fsynced.
-A crash before the rename leaves only a ``tmp-`` directory, which opening
-deletes; after the rename the snapshot is whole. The manifest records every
-file's size and is checked on load.
+A snapshot is written into ``tmp-snapshot-<seq>/``: every file through the file-system
+layer, its CRC32C and size computed as it is written, fsynced; the manifest (format 2:
+every file's size and CRC32C, and the manifest's own CRC32C) last; then the directory is
+fsynced, renamed to ``snapshot-<seq>/`` and the bank directory fsynced. A crash before
+the rename leaves only a ``tmp-`` directory, which opening deletes. Loading
+(``snapshot_load``) verifies every checksum before anything is served.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
 
-from memnet.store import index as ix
+from memnet.store import fs
+from memnet.store.checksum import crc32c
 from memnet.store.diskfull import disk_full_as_resource_exhausted
-from memnet.store.vectors import EMPTY_METADATA, SlotTable
-from memnet.store.wal import fsync_dir
+from memnet.store.types import BankConfig
+from memnet.store.vectors import SlotTable
 
 LOG = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 1: sizes only (still read); 2: sizes and CRC32C of every file
 INDEX_FILE = "index.faiss"
+MANIFEST_FILE = "manifest.json"
 REPLACED_PREFIX = "replaced-"
-_ARRAYS = ("keys", "values", "seqs", "written_ns", "alive")
-
-
-class SnapshotError(RuntimeError):
-    """A snapshot directory that does not match its manifest."""
-
-
-@dataclass
-class Loaded:
-    seq: int
-    table: SlotTable
-    index: faiss.Index | None  # None when the snapshot had no usable index file
-    trained: bool
+ARRAYS = ("keys", "values", "seqs", "written_ns", "alive")
 
 
 def snapshot_dirs(bank_dir: Path) -> list[tuple[int, Path]]:
@@ -59,31 +48,31 @@ def remove_older(bank_dir: Path, seq: int) -> None:
     """Delete every snapshot except ``snapshot-<seq>``."""
     for s, d in snapshot_dirs(bank_dir):
         if s != seq:
-            shutil.rmtree(d)
+            fs.get().rmtree(d)
 
 
 def remove_temporaries(bank_dir: Path) -> None:
     for p in bank_dir.glob("tmp-*"):
-        shutil.rmtree(p, ignore_errors=True)
+        fs.get().rmtree(p)
 
 
-def _save_array(path: Path, a: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, a, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
+def manifest_checksum(manifest: dict[str, Any]) -> int:
+    """CRC32C of the manifest's canonical JSON without its own ``crc32c`` field."""
+    body = {k: v for k, v in manifest.items() if k != "crc32c"}
+    return crc32c(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool) -> Path:
-    """Write a snapshot of ``table`` + ``index`` as of ``seq``; returns its directory.
+def write(
+    bank_dir: Path,
+    seq: int,
+    table: SlotTable,
+    index: faiss.Index,
+    *,
+    trained: bool,
+    config: BankConfig,
+) -> Path:
+    """Write a snapshot of ``table`` + ``index`` as of ``seq``, with the bank's ``config``
+    (its model binding, which a reindex changes); returns its directory.
 
     On any failure the temporary directory is removed again (so a full disk is not left
     fuller) and an existing snapshot is untouched; ENOSPC/EDQUOT raise ResourceExhausted.
@@ -91,16 +80,17 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
     t0 = time.perf_counter()
     final = bank_dir / f"snapshot-{seq:020d}"
     tmp = bank_dir / f"tmp-snapshot-{seq:020d}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    layer = fs.get()
+    layer.rmtree(tmp)
     try:
         with disk_full_as_resource_exhausted(f"cannot write snapshot {seq} of {bank_dir.name}"):
-            tmp.mkdir()
-            sizes = _write_files(tmp, seq, table, index, trained=trained)
+            layer.mkdir(tmp)
+            files = _write_files(tmp, seq, table, index, trained=trained, config=config)
             _replace(bank_dir, tmp, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        layer.rmtree(tmp)
         raise
-    total_mib = sum(sizes.values()) / (1 << 20)
+    total_mib = sum(f["size"] for f in files.values()) / (1 << 20)
     LOG.info(
         "snapshot %s: %d slots, %.1f MiB in %.1f ms",
         final,
@@ -111,37 +101,69 @@ def write(bank_dir: Path, seq: int, table: SlotTable, index: faiss.Index, *, tra
     return final
 
 
+def _save_array(path: Path, a: np.ndarray) -> dict[str, int]:
+    out = fs.FileWriter(path)
+    try:
+        np.save(out, a, allow_pickle=False)
+        out.sync_and_close()
+    finally:
+        out.close()
+    return {"size": out.size, "crc32c": out.crc}
+
+
+def _save_bytes(path: Path, data: bytes) -> dict[str, int]:
+    out = fs.FileWriter(path)
+    try:
+        out.write(data)
+        out.sync_and_close()
+    finally:
+        out.close()
+    return {"size": out.size, "crc32c": out.crc}
+
+
+def _save_index(path: Path, index: faiss.Index) -> dict[str, int]:
+    out = fs.FileWriter(path)
+    try:
+        faiss.write_index(index, faiss.PyCallbackIOWriter(out.write))  # type: ignore[attr-defined]
+        out.sync_and_close()
+    finally:
+        out.close()
+    return {"size": out.size, "crc32c": out.crc}
+
+
 def _write_files(
-    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool
-) -> dict[str, int]:
+    tmp: Path, seq: int, table: SlotTable, index: faiss.Index, *, trained: bool, config: BankConfig
+) -> dict[str, dict[str, int]]:
     """Write and fsync every file of a snapshot into ``tmp``, the manifest last."""
     n = table.n_slots
-    for name in _ARRAYS:
-        _save_array(tmp / f"{name}.npy", getattr(table, name)[:n])
+    files: dict[str, dict[str, int]] = {}
+    for name in ARRAYS:
+        files[f"{name}.npy"] = _save_array(tmp / f"{name}.npy", getattr(table, name)[:n])
     dims = np.array([-1 if s is None else len(s) for s in table.sources], np.int64)  # (n,)
     present = [s for s in table.sources if s is not None]
     flat = np.concatenate(present).astype(np.float32) if present else np.zeros(0, np.float32)
-    _save_array(tmp / "source_dims.npy", dims)
-    _save_array(tmp / "sources.npy", flat)
+    files["source_dims.npy"] = _save_array(tmp / "source_dims.npy", dims)
+    files["sources.npy"] = _save_array(tmp / "sources.npy", flat)
     body = json.dumps(
         {"ids": table.ids, "texts": table.texts, "meta": table.metadata},
         ensure_ascii=False,
         separators=(",", ":"),
     ).encode("utf-8")
-    with open(tmp / "records.json", "wb") as f:
-        f.write(body)
-        f.flush()
-        os.fsync(f.fileno())
-    ix.write(index, tmp / INDEX_FILE)
-    _fsync_file(tmp / INDEX_FILE)
-    sizes = {p.name: p.stat().st_size for p in tmp.iterdir()}
-    manifest = {"format": FORMAT, "seq": seq, "n_slots": n, "trained": trained, "sizes": sizes}
-    with open(tmp / "manifest.json", "w") as f:
-        json.dump(manifest, f)
-        f.flush()
-        os.fsync(f.fileno())
-    fsync_dir(tmp)
-    return sizes
+    files["records.json"] = _save_bytes(tmp / "records.json", body)
+    files[INDEX_FILE] = _save_index(tmp / INDEX_FILE, index)
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "seq": seq,
+        "n_slots": n,
+        "trained": trained,
+        "files": files,
+        "sizes": {name: f["size"] for name, f in files.items()},  # format 1 readers
+        "config": json.loads(config.model_dump_json()),  # the binding at this snapshot
+    }
+    manifest["crc32c"] = manifest_checksum(manifest)
+    _save_bytes(tmp / MANIFEST_FILE, json.dumps(manifest).encode())
+    fs.get().fsync_dir(tmp)
+    return files
 
 
 def _replace(bank_dir: Path, tmp: Path, final: Path) -> None:
@@ -151,13 +173,14 @@ def _replace(bank_dir: Path, tmp: Path, final: Path) -> None:
     ``replaced-<name>`` and deleted only after the new one is renamed in and the
     directory fsynced; ``resolve_interrupted`` sorts out a crash at any step.
     """
+    layer = fs.get()
     aside = bank_dir / f"{REPLACED_PREFIX}{final.name}"
     if final.exists():
-        shutil.rmtree(aside, ignore_errors=True)
-        os.rename(final, aside)
-    os.rename(tmp, final)
-    fsync_dir(bank_dir)
-    shutil.rmtree(aside, ignore_errors=True)
+        layer.rmtree(aside)
+        layer.rename(final, aside)
+    layer.rename(tmp, final)
+    layer.fsync_dir(bank_dir)
+    layer.rmtree(aside)
 
 
 def resolve_interrupted(bank_dir: Path) -> None:
@@ -166,63 +189,12 @@ def resolve_interrupted(bank_dir: Path) -> None:
     ``replaced-snapshot-<seq>`` next to a ``snapshot-<seq>``: the new one was renamed in,
     the old one is deleted. Alone: the new one never arrived, the old one is renamed back.
     """
+    layer = fs.get()
     for aside in bank_dir.glob(f"{REPLACED_PREFIX}snapshot-*"):
         final = bank_dir / aside.name[len(REPLACED_PREFIX) :]
         if final.exists():
-            shutil.rmtree(aside, ignore_errors=True)
+            layer.rmtree(aside)
         else:
             LOG.warning("%s: a re-snapshot was interrupted; restoring %s", bank_dir, final.name)
-            os.rename(aside, final)
-            fsync_dir(bank_dir)
-
-
-def load(directory: Path, key_dim: int, value_dim: int) -> Loaded:
-    """Read a snapshot directory; raises SnapshotError if it does not match its manifest."""
-    t0 = time.perf_counter()
-    try:
-        manifest = json.loads((directory / "manifest.json").read_text())
-        for name, size in manifest["sizes"].items():
-            if name != INDEX_FILE and (directory / name).stat().st_size != size:
-                raise SnapshotError(f"{directory / name} is not {size} bytes")
-        n = int(manifest["n_slots"])
-        table = SlotTable(key_dim, value_dim, capacity=0)
-        for name in _ARRAYS:
-            a = np.load(directory / f"{name}.npy", allow_pickle=False)
-            if a.shape[0] != n:
-                raise SnapshotError(f"{name}.npy: {a.shape[0]} rows, manifest says {n}")
-            setattr(table, name, np.ascontiguousarray(a))  # used as is: no second copy
-        dims = np.load(directory / "source_dims.npy", allow_pickle=False)
-        flat = np.load(directory / "sources.npy", allow_pickle=False)
-        body = json.loads((directory / "records.json").read_bytes())
-    except (OSError, ValueError, KeyError) as err:
-        raise SnapshotError(f"unreadable snapshot {directory}: {err}") from err
-    table.ids = body["ids"]
-    table.texts = body["texts"]
-    table.metadata = [m or EMPTY_METADATA for m in body["meta"]]
-    offsets = np.concatenate([[0], np.cumsum(np.maximum(dims, 0))])
-    table.sources = [
-        None if d < 0 else flat[offsets[i] : offsets[i + 1]] for i, d in enumerate(dims.tolist())
-    ]
-    table.slot_of = {mid: s for s, mid in enumerate(table.ids) if mid is not None}
-    table.n_slots = n
-    index = _read_index(directory, manifest["sizes"].get(INDEX_FILE))
-    LOG.info(
-        "loaded snapshot %s: %d slots in %.1f ms", directory, n, (time.perf_counter() - t0) * 1e3
-    )
-    return Loaded(int(manifest["seq"]), table, index, bool(manifest["trained"]))
-
-
-def _read_index(directory: Path, size: int | None) -> faiss.Index | None:
-    """The snapshot's FAISS index, or None (to be rebuilt from the keys) if it is missing,
-    not the size the manifest says, or unreadable: the arrays and records are the truth."""
-    path = directory / INDEX_FILE
-    try:
-        actual = path.stat().st_size
-        if size is not None and actual != size:
-            problem = f"{actual} bytes, manifest says {size}"
-        else:
-            return ix.read(path)
-    except (OSError, RuntimeError) as err:
-        problem = str(err)
-    LOG.warning("snapshot %s: index unusable (%s); rebuilding it from the keys", directory, problem)
-    return None
+            layer.rename(aside, final)
+            layer.fsync_dir(bank_dir)

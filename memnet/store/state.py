@@ -170,7 +170,9 @@ def apply(state: BankState, record: Record, config: BankConfig) -> BankState:
 
 def needs_training(state: BankState, config: BankConfig, *, extra_live: int = 0) -> bool:
     """True when the index is not in use and the bank (plus ``extra_live``) is big enough."""
-    return not state.trained and state.table.n_live + extra_live >= ix.train_threshold(config.index)
+    return not state.trained and state.table.n_live + extra_live >= ix.train_threshold(
+        config.index, key_dim=config.key_dim
+    )
 
 
 def needs_compaction(state: BankState, settings: StoreSettings) -> bool:
@@ -209,7 +211,7 @@ def rebuilt(state: BankState, config: BankConfig, *, index: faiss.Index | None =
         last_seq=state.last_seq,
     )
     try:
-        if not fresh.trained and n >= ix.train_threshold(config.index):
+        if not fresh.trained and n >= ix.train_threshold(config.index, key_dim=config.key_dim):
             ix.train(fresh.index, keys)
             fresh.trained = bool(fresh.index.is_trained)
         if fresh.trained:

@@ -86,7 +86,19 @@ class BankConfig(BaseModel):
     capacity: int | None = Field(None, ge=1, le=1 << 40)  # max live memories; None = unbounded
     capacity_policy: CapacityPolicy = CapacityPolicy.REJECT
     model: str | None = Field(None, max_length=128)  # model whose encoders produced the keys
+    # The exact version of ``model`` the keys were encoded with and the SHA-256 of its
+    # checkpoint (None in banks created before versions were recorded).
+    model_version: int | None = Field(None, ge=1)
+    model_fingerprint: str | None = Field(None, max_length=128)
     description: str = Field("", max_length=4096)
+
+    @property
+    def key_space(self) -> str | None:
+        """``model@version:fingerprint``: what a query vector must have been encoded by
+        to be compared with this bank's keys (None when no version is recorded)."""
+        if self.model is None or self.model_version is None:
+            return None
+        return f"{self.model}@{self.model_version}:{self.model_fingerprint or ''}"
 
 
 @dataclass(frozen=True)
@@ -109,10 +121,15 @@ class StoreSettings:
     fsync: FsyncPolicy = FsyncPolicy.ALWAYS
     fsync_interval_ms: int = 50
     snapshot_after_log_bytes: int = 256 * 1024 * 1024  # snapshot + truncate the log past this
+    # ... or once it holds this many records (replay costs per record as well as per byte)
+    snapshot_after_log_records: int = 50_000
+    # ... or once its oldest record is this old (bounds the replay of a slowly growing log)
+    snapshot_after_log_age_s: float = 3600.0
     limits: StoreLimits = field(default_factory=StoreLimits)
     snapshot_on_close: bool = True  # close() snapshots a bank whose log holds records
     compact_dead_fraction: float = 0.5  # rebuild arrays + index when dead slots pass this share
     compact_min_dead: int = 1024  # ... and number at least this many
+    open_threads: int = 4  # banks opened (logs replayed) at once when the store opens
 
 
 @dataclass
@@ -125,6 +142,9 @@ class MemoryBatch:
     texts: list[str | None] | None = None  # raw text the vectors were encoded from
     source_vectors: np.ndarray | None = None  # (N, Ds) float32 raw input vectors, if any
     metadata: list[JsonObject] | None = None  # JSON objects, one per memory
+    # The model version that encoded keys and values (BankConfig.key_space); a bank in
+    # another key space refuses the batch with KeySpaceChanged. None: no check.
+    key_space: str | None = None
 
 
 @dataclass(frozen=True)

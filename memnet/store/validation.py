@@ -25,6 +25,38 @@ from memnet.store.types import (
     StoreLimits,
 )
 
+MAX_ECHO_CHARS = 80  # of a caller's value quoted in an error message
+
+
+def shown(value: object, *, max_chars: int = MAX_ECHO_CHARS) -> str:
+    """``repr(value)`` for an error message, cut to ``max_chars`` with the full length noted.
+
+    A message never copies a huge input: gRPC sends it in a header, and a client refuses
+    headers past its limit (a 5 MiB bank name became RESOURCE_EXHAUSTED, not NOT_FOUND).
+    """
+    if isinstance(value, str | bytes) and len(value) > max_chars:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[:max_chars]!r}… ({len(value):,} {unit})"
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit conversion limit
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= max_chars else f"{text[:max_chars]}… ({len(text):,} characters)"
+
+
+def utf8_size(text: str, *, field: str) -> int:
+    """Bytes of ``text`` in UTF-8; InvalidArgument naming ``field`` for a lone surrogate
+    (which JSON escapes like ``"\\ud800"`` and Python strings can hold, UTF-8 cannot)."""
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError as err:
+        raise InvalidArgument(
+            f"{field} holds a lone surrogate "
+            f"({text[err.start : err.end].encode('unicode_escape').decode()}), "
+            "which is not valid Unicode",
+            field=field,
+        ) from None
+
 
 @dataclass(frozen=True)
 class CleanBatch:
@@ -81,9 +113,9 @@ def _column(column: Sequence[Any] | None, n: int, *, field: str) -> None:
 def memory_id(value: object, *, field: str, limits: StoreLimits) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidArgument(
-            f"{field} entries must be non-empty strings, got {value!r}", field=field
+            f"{field} entries must be non-empty strings, got {shown(value)}", field=field
         )
-    if len(value.encode("utf-8")) > limits.max_id_bytes:
+    if utf8_size(value, field=field) > limits.max_id_bytes:
         raise InvalidArgument(
             f"{field} entry is longer than {limits.max_id_bytes} bytes", field=field
         )
@@ -107,8 +139,9 @@ def json_object(value: object, *, field: str, max_bytes: int) -> JsonObject:
     try:
         encoded = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as err:
-        raise InvalidArgument(f"{field} is not JSON-serialisable: {err}", field=field) from None
-    if len(encoded.encode("utf-8")) > max_bytes:
+        reason = shown(str(err), max_chars=200)
+        raise InvalidArgument(f"{field} is not JSON-serialisable: {reason}", field=field) from None
+    if utf8_size(encoded, field=field) > max_bytes:
         raise InvalidArgument(f"{field} entry exceeds {max_bytes} bytes as JSON", field=field)
     decoded: JsonObject = json.loads(encoded)  # a private copy: the caller may mutate theirs
     return decoded
@@ -136,7 +169,7 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
         seen: set[str] = set()
         for i in ids:
             if i is not None and i in seen:
-                raise InvalidArgument(f"ids repeats {i!r} within one batch", field="ids")
+                raise InvalidArgument(f"ids repeats {shown(i)} within one batch", field="ids")
             if i is not None:
                 seen.add(i)
     texts = None
@@ -145,7 +178,7 @@ def batch(b: MemoryBatch, config: BankConfig, limits: StoreLimits) -> CleanBatch
         for t in texts:
             if t is not None and not isinstance(t, str):
                 raise InvalidArgument("texts entries must be strings or None", field="texts")
-            if t is not None and len(t.encode("utf-8")) > limits.max_text_bytes:
+            if t is not None and utf8_size(t, field="texts") > limits.max_text_bytes:
                 raise InvalidArgument(
                     f"texts entry exceeds {limits.max_text_bytes} bytes", field="texts"
                 )
@@ -203,7 +236,8 @@ def page_size(value: object, limits: StoreLimits) -> int:
         or not 1 <= value <= limits.max_page_size
     ):
         raise InvalidArgument(
-            f"page_size must be in [1, {limits.max_page_size}], got {value!r}", field="page_size"
+            f"page_size must be in [1, {limits.max_page_size}], got {shown(value)}",
+            field="page_size",
         )
     return value
 
@@ -224,5 +258,5 @@ def page_token(token: str | None) -> int:
         return int(value)
     except (ValueError, UnicodeError) as err:
         raise InvalidArgument(
-            f"page_token {token!r} is not a token this bank returned", field="page_token"
+            f"page_token {shown(token)} is not a token this bank returned", field="page_token"
         ) from err

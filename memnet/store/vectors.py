@@ -37,6 +37,10 @@ class NewRows:
     metadata: list[JsonObject] | None
     first_seq: int
     written_at_ns: int
+    # Per-row seqs and write times (a rebuilt copy of existing memories); None: the rows
+    # are one write, seqs first_seq.. and all written at written_at_ns.
+    seqs: np.ndarray | None = None  # (N,) int64, ascending
+    written_ns: np.ndarray | None = None  # (N,) int64
 
 
 class SlotTable:
@@ -93,8 +97,11 @@ class SlotTable:
         sl = slice(start, start + n)
         self.keys[sl] = rows.keys
         self.values[sl] = rows.values
-        self.seqs[sl] = np.arange(rows.first_seq, rows.first_seq + n, dtype=np.int64)
-        self.written_ns[sl] = rows.written_at_ns
+        if rows.seqs is not None:
+            self.seqs[sl] = rows.seqs
+        else:
+            self.seqs[sl] = np.arange(rows.first_seq, rows.first_seq + n, dtype=np.int64)
+        self.written_ns[sl] = rows.written_ns if rows.written_ns is not None else rows.written_at_ns
         self.alive[sl] = True
         if self._value_sum is not None:
             self._value_sum += rows.values.sum(0, dtype=np.float64)

@@ -1,95 +1,71 @@
-"""The write-ahead log: framed, checksummed records; append with fsync policy; replay with tail cut.
+"""The write-ahead log: append framed, checksummed records with an fsync policy.
 
-File layout: an 8-byte magic, then frames ``<I length><I crc32(payload)> payload``.
-A frame is whole when its header and ``length`` payload bytes are present and
-the CRC matches. Replay stops at the first frame that is not whole and cuts the
-file back to the end of the last whole frame (a torn write from a crash, or
-garbage); the cut is reported and logged with its byte count.
+The frame format and reading a log back (past damage) are in ``frames``; which log is
+active and how much of it was fsynced is in ``logstate``; what opening a bank does
+with a damaged log is in ``recovery``. Every change to a log file goes through the
+file-system layer (``fs``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import struct
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from memnet.store import fs
 from memnet.store.diskfull import disk_full_error, is_disk_full
-from memnet.store.records import Record, RecordError, decode, encode
+from memnet.store.frames import MAGIC, frame, scan
+from memnet.store.records import Record
 from memnet.store.types import FsyncPolicy
 
 LOG = logging.getLogger(__name__)
 
-MAGIC = b"MNWAL\x00\x01\n"
-_FRAME = struct.Struct("<II")
-MAX_RECORD_BYTES = 1 << 31
+monotonic = time.monotonic  # the clock of the INTERVAL policy (tests may replace it)
 
 
 def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fs.get().fsync_dir(path)
 
 
 @dataclass
 class ReplayResult:
+    """The whole records of a log up to its first damage (if any)."""
+
     records: list[Record]
     starts: list[int]  # byte offset of each record's frame
-    valid_bytes: int  # end of the last whole frame
-    bytes_cut: int
-    reason: str
+    valid_bytes: int  # end of the last whole frame before the first damage
+    bytes_cut: int  # bytes from there to the end of the file
+    reason: str  # what the first damage is ("" = none)
 
 
 def read_log(path: Path) -> ReplayResult:
-    """Decode every whole record of ``path``; report (but do not cut) a torn or corrupt tail."""
-    data = path.read_bytes()
-    if len(data) < len(MAGIC):
-        reason = "torn log header" if data else ""
-        return ReplayResult([], [], 0, len(data), reason)
-    if data[: len(MAGIC)] != MAGIC:
-        return ReplayResult([], [], 0, len(data), "bad log magic")
-    view = memoryview(data)
-    pos = len(MAGIC)
-    records: list[Record] = []
-    starts: list[int] = []
-    reason = ""
-    while pos < len(data):
-        if pos + _FRAME.size > len(data):
-            reason = f"torn frame header at byte {pos}"
-            break
-        length, crc = _FRAME.unpack_from(view, pos)
-        start = pos + _FRAME.size
-        if length > MAX_RECORD_BYTES or start + length > len(data):
-            reason = f"torn record at byte {pos} (length {length}, {len(data) - start} bytes left)"
-            break
-        payload = view[start : start + length]
-        if zlib.crc32(payload) != crc:
-            reason = f"checksum mismatch at byte {pos}"
-            break
-        try:
-            records.append(decode(payload))
-            starts.append(pos)
-        except RecordError as err:
-            reason = f"undecodable record at byte {pos}: {err}"
-            break
-        pos = start + length
-    return ReplayResult(records, starts, pos, len(data) - pos, reason)
+    """Decode the whole records of ``path`` before its first damaged byte (if any)."""
+    scanned = scan(path)
+    first_bad = scanned.damage[0].start if scanned.damage else scanned.size
+    frames = [f for f in scanned.frames if f.end <= first_bad]
+    valid = frames[-1].end if frames else min(len(MAGIC), first_bad)
+    reason = scanned.damage[0].reason if scanned.damage else ""
+    return ReplayResult(
+        [f.record for f in frames], [f.start for f in frames], valid, scanned.size - valid, reason
+    )
 
 
 def cut_log(path: Path, valid_bytes: int) -> None:
     """Truncate ``path`` to ``valid_bytes`` (re-writing the header if it was torn) and fsync."""
-    with open(path, "r+b") as f:
-        f.truncate(valid_bytes)
-        if valid_bytes == 0:
-            f.write(MAGIC)
-        f.flush()
-        os.fsync(f.fileno())
+    layer = fs.get()
+    fd = layer.open(path, os.O_WRONLY)
+    try:
+        layer.ftruncate(fd, valid_bytes)
+        if valid_bytes < len(MAGIC):
+            layer.ftruncate(fd, 0)
+            os.lseek(fd, 0, os.SEEK_SET)
+            fs.write_all(fd, MAGIC)
+        layer.fsync(fd)
+    finally:
+        layer.close(fd)
 
 
 class WriteAheadLog:
@@ -105,21 +81,25 @@ class WriteAheadLog:
         self.path = path
         self.policy = policy
         self.interval_s = interval_ms / 1000.0
+        layer = fs.get()
         new = not path.exists()
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd = layer.open(path, fs.APPEND_FLAGS)
         if new or os.fstat(self._fd).st_size == 0:
             try:
-                os.write(self._fd, MAGIC)
-                os.fsync(self._fd)
-                fsync_dir(path.parent)
+                fs.write_all(self._fd, MAGIC)
+                layer.fsync(self._fd)
+                layer.fsync_dir(path.parent)
             except BaseException:
-                os.close(self._fd)
+                layer.close(self._fd)
                 if new:
                     path.unlink(missing_ok=True)
                 raise
         self.size_bytes = os.fstat(self._fd).st_size
-        self._dirty = False
-        self._last_sync_s = time.monotonic()
+        self.synced_bytes = self.size_bytes if new else 0  # fsynced as far as this object knows
+        self._dirty = not new
+        self._last_sync_s = monotonic()
+        # when the oldest record in this log was appended (or the log was opened holding some)
+        self.oldest_record_s: float | None = None if self.record_bytes == 0 else monotonic()
         self._sync_lock = threading.Lock()
 
     @property
@@ -127,31 +107,33 @@ class WriteAheadLog:
         """Bytes of records (not counting the header)."""
         return self.size_bytes - len(MAGIC)
 
+    def oldest_record_age_s(self) -> float | None:
+        """Seconds since the oldest record in this log was appended (None: it has none)."""
+        oldest = self.oldest_record_s
+        return None if oldest is None else monotonic() - oldest
+
     def append(self, record: Record) -> None:
-        payload = encode(record)
-        length = sum(len(p) for p in payload)
-        crc = 0
-        for p in payload:
-            crc = zlib.crc32(p, crc)
-        buffers: list[bytes | memoryview] = [_FRAME.pack(length, crc), *payload]
-        total = _FRAME.size + length
+        buffers = frame(record)
+        total = sum(len(b) for b in buffers)
         start = self.size_bytes
+        layer = fs.get()
         try:
-            written = os.writev(self._fd, buffers)
-            while written < total:  # a short write: send the rest
-                rest = b"".join(bytes(b) for b in buffers)[written:]
-                written += os.write(self._fd, rest)
+            written = layer.writev(self._fd, buffers)
+            if written < total:  # a short write: send the rest
+                fs.write_all(self._fd, b"".join(bytes(b) for b in buffers)[written:])
             self.size_bytes = start + total
             self._dirty = True
+            if self.oldest_record_s is None:
+                self.oldest_record_s = monotonic()
             if self.policy is FsyncPolicy.ALWAYS or (
                 self.policy is FsyncPolicy.INTERVAL
-                and time.monotonic() - self._last_sync_s >= self.interval_s
+                and monotonic() - self._last_sync_s >= self.interval_s
             ):
                 self.sync()
         except BaseException as err:
             # Not acknowledged, so it must not be replayed: drop the frame (whole or half)
             # before anything is appended after it.
-            os.ftruncate(self._fd, start)
+            layer.ftruncate(self._fd, start)
             self.size_bytes = start
             if isinstance(err, OSError) and is_disk_full(err):
                 raise disk_full_error(err, f"cannot append to {self.path.name}") from err
@@ -162,8 +144,10 @@ class WriteAheadLog:
         with self._sync_lock:
             if self._dirty and self._fd >= 0:
                 self._dirty = False
-                os.fsync(self._fd)
-                self._last_sync_s = time.monotonic()
+                size = self.size_bytes
+                fs.get().fsync(self._fd)
+                self.synced_bytes = size
+                self._last_sync_s = monotonic()
 
     def close(self) -> None:
         """fsync what is unsynced, then close the file, even if the fsync fails."""
@@ -172,7 +156,7 @@ class WriteAheadLog:
         finally:
             with self._sync_lock:  # the flusher thread may be about to fsync this file
                 if self._fd >= 0:
-                    os.close(self._fd)
+                    fs.get().close(self._fd)
                     self._fd = -1
 
 

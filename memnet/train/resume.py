@@ -39,7 +39,7 @@ def save_resume(
     rng: np.random.Generator,
     state: TrainState,
     ema: AveragedModel | None = None,
-    renamed_classes: list[str] | None = None,
+    renamed_classes: list[list[str]] | None = None,
 ) -> None:
     """Write weights, optimizer, both random streams, ``state`` and the averaged weights."""
     tmp = path.with_name(path.name + ".tmp")
@@ -72,7 +72,7 @@ def load_resume(
     rng: np.random.Generator,
     *,
     ema: AveragedModel | None = None,
-    renamed_classes: list[str] | None = None,
+    renamed_classes: list[list[str]] | None = None,
 ) -> TrainState:
     """Restore ``model``, ``opt``, ``gen``, ``rng`` and ``ema`` in place; the run's state.
 
@@ -85,7 +85,7 @@ def load_resume(
         raise InvalidArgument(
             f"{path} was written renaming entity classes {d['renamed_classes']}, "
             f"this run renames {renamed_classes}; resume with the same "
-            "--augment-entities and --augment-skip",
+            "--augment-entities on the same training data",
             field="augment_entities",
         )
     model.load_state_dict(d["model"])

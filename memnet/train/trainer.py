@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,21 +27,31 @@ from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import Checkpoint, save_checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
-from memnet.train.augment import EntityRenamer, class_slug, classes_without
+from memnet.train.augment import EntityRenamer
 from memnet.train.batches import batch_order, random_time, trim
-from memnet.train.dataset import Splits, load_splits
+from memnet.train.dataset import Splits
 from memnet.train.evaluate import evaluate, predict
 from memnet.train.resume import TrainState, load_resume, save_resume
+from memnet.train.run_card import train_config_dict, training_card
+from memnet.train.sources import load_training_data
 
 LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    data_dir: str
-    tasks: tuple[int, ...]
+    """A training run: its data (a bAbI directory or named files) and its recipe."""
+
+    data_dir: str | None = None  # bAbI qaN_*_train.txt files (with ``tasks``)
+    tasks: tuple[int, ...] = ()  # bAbI task numbers, with data_dir
+    train_files: tuple[str, ...] = ()  # bAbI-format or .jsonl files (instead of data_dir)
+    valid_files: tuple[str, ...] = ()  # with train_files; none: held out from train
+    task_names: tuple[str, ...] = ()  # with train_files: the tasks trained (empty = all)
     fallback_data_dir: str | None = None  # supplies task files missing from data_dir
-    memory_size: int = 50
+    memory_size: int | None = None  # None: the longest training story, at most 50
+    sentence_len: int | None = None  # None: the longest training statement
+    vocab_file: str | None = None  # the word list to use instead of the data's
+    answers_file: str | None = None  # the answer list to use instead of the data's
     epochs: int = 60  # softmax phase
     ls_epochs: int = 30  # linear-start phase before it (0 = none)
     lr: float = 0.01
@@ -55,8 +65,7 @@ class TrainConfig:
     val_fraction: float = 0.1
     val_split: str = "story"  # whole stories held out; "question": runs up to 2026-12-01
     balance_tasks: bool = False  # repeat small tasks' train questions (10k qa3 from 1k)
-    augment_entities: bool = False  # rename each train question's entities (EntityRenamer)
-    augment_skip: tuple[str, ...] = ()  # entity classes not renamed, by slug ("qa18-objects")
+    augment_entities: bool = False  # rename entities by discovered word classes
     optimizer: str = "sgd"  # "sgd" (reference) or "adam"
     weight_decay: float = 0.0  # L2 penalty applied by the optimizer
     ema_decay: float = 0.0  # weights validated and saved: an EMA of the softmax steps (0 = off)
@@ -68,12 +77,19 @@ class TrainConfig:
             raise InvalidArgument(
                 f"ema_decay must be in [0, 1), got {self.ema_decay}", field="ema_decay"
             )
-        if self.augment_skip and not self.augment_entities:
+        if (self.data_dir is None) == (not self.train_files):
             raise InvalidArgument(
-                "augment_skip names classes left out of entity renaming; it needs augment_entities",
-                field="augment_skip",
+                "give either a bAbI data directory or training files, not both",
+                field="train",
             )
-        classes_without(self.augment_skip)  # raises for an unknown class
+        if self.data_dir is not None and not self.tasks:
+            raise InvalidArgument("a bAbI data directory needs tasks", field="tasks")
+        if self.valid_files and not self.train_files:
+            raise InvalidArgument("validation files go with training files", field="valid")
+        for name in ("memory_size", "sentence_len"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InvalidArgument(f"{name} must be >= 1, got {value}", field=name)
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based ``epoch`` counted over both phases."""
@@ -173,35 +189,6 @@ def train_epoch(
     return total_loss / len(data), correct / len(data)
 
 
-def _checkpoint(
-    model_cfg: ModelConfig,
-    splits: Splits,
-    cfg: TrainConfig,
-    state: dict[str, torch.Tensor],
-    *,
-    name: str,
-    description: str,
-    metrics: dict[str, Any],
-) -> Checkpoint:
-    return Checkpoint(
-        model_config=model_cfg,
-        vocab=splits.vocab,
-        answers=splits.answers,
-        memory_size=cfg.memory_size,
-        sentence_len=splits.sentence_len,
-        query_len=splits.query_len,
-        state_dict=state,
-        name=name,
-        description=description,
-        train_config={
-            **asdict(cfg),
-            "tasks": list(cfg.tasks),
-            "augment_skip": list(cfg.augment_skip),
-        },
-        metrics=metrics,
-    )
-
-
 def train(
     cfg: TrainConfig,
     model_cfg_overrides: dict[str, Any],
@@ -211,24 +198,20 @@ def train(
     description: str = "",
     resume: bool = False,
     progress: bool = True,
+    command: str = "",
 ) -> Checkpoint:
-    """Train on bAbI, save the best-validation model to ``out``; resumable from ``out``.resume."""
+    """Train, save the best-validation model to ``out``; resumable from ``out``.resume.
+
+    ``command`` is the command line that started the run, for the model card.
+    """
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    model_options = {"temporal_buckets": cfg.memory_size, **model_cfg_overrides}
     # Refuse bad model options before reading the data (seconds on 10k); the sizes
     # come from the data and are checked with the real config below.
-    ModelConfig(vocab_size=1, answer_size=1, **model_options)
-    splits = load_splits(
-        Path(cfg.data_dir),
-        list(cfg.tasks),
-        memory_size=cfg.memory_size,
-        val_fraction=cfg.val_fraction,
-        val_split=cfg.val_split,
-        balance_tasks=cfg.balance_tasks,
-        seed=cfg.seed,
-        fallback_dir=Path(cfg.fallback_data_dir) if cfg.fallback_data_dir else None,
-    )
+    ModelConfig(vocab_size=1, answer_size=1, **{"temporal_buckets": 1, **model_cfg_overrides})
+    data = load_training_data(cfg)
+    splits = data.splits
+    model_options = {"temporal_buckets": splits.memory_size, **model_cfg_overrides}
     model_cfg = ModelConfig(
         vocab_size=len(splits.vocab),
         answer_size=len(splits.answers),
@@ -241,22 +224,16 @@ def train(
     ema = make_ema(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     renamer = None
     if cfg.augment_entities:
-        train_data = splits.train
-        renamer = EntityRenamer.for_data(
-            splits.vocab,
-            splits.answers,
-            train_data.stories,
-            train_data.queries,
-            train_data.tasks,
-            classes=classes_without(cfg.augment_skip),
+        renamer = EntityRenamer.for_examples(splits.vocab, splits.answers, splits.train_examples)
+        LOG.info(
+            "entity renaming, word classes found in the training data:\n%s",
+            renamer.report.describe(splits.task_names) or "none",
         )
-        LOG.info("entity renaming: %s", renamer.describe() or "no task has a class")
+    renamed = renamer.renamed_classes() if renamer is not None else None
     state = TrainState()
     resume_path = out.with_name(out.name + ".resume")
     if resume and resume_path.is_file():
-        state = load_resume(
-            resume_path, model, opt, gen, rng, ema=ema, renamed_classes=renamed_classes(cfg)
-        )
+        state = load_resume(resume_path, model, opt, gen, rng, ema=ema, renamed_classes=renamed)
         LOG.info("resumed from %s after epoch %d", resume_path, state.epoch)
     _fit(
         model,
@@ -284,8 +261,30 @@ def train(
         "train_seconds": state.seconds,
         "history": state.history,
     }
-    ckpt = _checkpoint(
-        model_cfg, splits, cfg, best, name=name, description=description, metrics=metrics
+    if renamer is not None:
+        metrics["word_classes"] = renamer.report.to_dict()
+    ckpt = Checkpoint(
+        model_config=model_cfg,
+        vocab=splits.vocab,
+        answers=splits.answers,
+        memory_size=splits.memory_size,
+        sentence_len=splits.sentence_len,
+        query_len=splits.query_len,
+        state_dict=best,
+        name=name,
+        description=description,
+        train_config=train_config_dict(cfg),
+        metrics=metrics,
+        task_names=splits.task_names,
+        card=training_card(
+            cfg,
+            model_cfg_overrides,
+            data,
+            report,
+            command=command,
+            train_seconds=state.seconds,
+            renamed=renamed,
+        ),
     )
     save_checkpoint(out, ckpt)
     LOG.info(
@@ -375,7 +374,7 @@ def _fit(
             rng=rng,
             state=state,
             ema=ema,
-            renamed_classes=renamed_classes(cfg),
+            renamed_classes=renamer.renamed_classes() if renamer is not None else None,
         )
         bar.set_postfix(  # progress on stderr: loss and accuracy
             loss=f"{loss:.3f}",
@@ -392,10 +391,3 @@ def _fit(
 def _validate(model: MemN2N, data: BabiTensors, *, linear: bool) -> tuple[float, float]:
     pred, _, loss = predict(model, data, linear=linear)
     return float((pred == data.answers).float().mean()), loss / len(data)
-
-
-def renamed_classes(cfg: TrainConfig) -> list[str] | None:
-    """Slugs of the entity classes ``cfg`` renames; None without entity renaming."""
-    if not cfg.augment_entities:
-        return None
-    return [class_slug(c) for c in classes_without(cfg.augment_skip)]

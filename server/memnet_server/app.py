@@ -18,7 +18,6 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from memnet.api.v1 import (
     bank_pb2,
@@ -31,17 +30,23 @@ from memnet.api.v1 import (
     query_pb2_grpc,
 )
 from memnet.errors import FailedPrecondition
+from memnet.serving.repository import ModelRepository
 from memnet.store import MemoryStore
+from memnet.store.interface import BankStore
 from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
+from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
-from memnet_server.engine import Engine, ModelCatalog
+from memnet_server.engine import Engine
 from memnet_server.interceptors import CallInterceptor
-from memnet_server.metrics import Metrics
+from memnet_server.metrics import Metrics, label_key
+from memnet_server.model_poller import ModelPoller
+from memnet_server.reflection import enable_reflection
 from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer
 from memnet_server.servicers.model import ModelServicer
 from memnet_server.servicers.query import QueryServicer
+from memnet_server.store_health import StoreHealth, bank_sizes, open_milvus_store
 
 LOG = logging.getLogger(__name__)
 
@@ -52,18 +57,17 @@ SERVICE_NAMES: tuple[str, ...] = (
     model_pb2.DESCRIPTOR.services_by_name["ModelService"].full_name,
 )
 HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads to return
+# Health name that is SERVING once every bank has opened (or been quarantined); the
+# service itself ("") serves the open banks while others still replay their logs.
+BANKS_HEALTH_NAME = "memnet.banks"
 
 
-def load_models(settings: ServerSettings) -> ModelCatalog:
-    """The shipped models plus every checkpoint in ``settings.models_dir``, each named
-    after its file (``models_dir/support-v2.pt`` serves as model "support-v2")."""
-    from memnet.serving.registry import ModelRegistry
-
-    registry = ModelRegistry.load_default()
-    if settings.models_dir is not None:
-        for path in sorted(settings.models_dir.glob("*.pt")):
-            registry.add_checkpoint(path, name=path.stem)
-    return registry
+def load_models(settings: ServerSettings) -> ModelRepository:
+    """The shipped models plus every checkpoint of ``settings.models_dir``
+    (``NAME/VERSION/model.pt``, or ``*.pt`` as version 1 of the name stored in it)."""
+    repository = ModelRepository(models_dir=settings.models_dir)
+    repository.refresh()
+    return repository
 
 
 def _is_loopback(host: str) -> bool:
@@ -110,6 +114,8 @@ class MemnetService(grpc.Server):
         self._interceptor = interceptor
         self._stopped: threading.Event | None = None
         self._stop_lock = threading.Lock()
+        self.poller: ModelPoller | None = None
+        self.store_health: StoreHealth | None = None  # set once the server has started
 
     def stop(self, grace: float | None = None) -> threading.Event:
         """NOT_SERVING → drain for ``grace`` seconds → stop → close the store. Idempotent;
@@ -119,6 +125,8 @@ class MemnetService(grpc.Server):
                 return self._stopped
             self._stopped = threading.Event()
         LOG.info("shutting down", extra={"grace_s": grace})
+        if self.store_health is not None:
+            self.store_health.stop()
         self.health.enter_graceful_shutdown()
         grpc_done = self.server.stop(grace)
         done = self._stopped
@@ -128,6 +136,9 @@ class MemnetService(grpc.Server):
                 grpc_done.wait()
                 if not self._interceptor.wait_idle(HANDLER_DRAIN_S):
                     LOG.warning("handlers still running %.1f s after stop", HANDLER_DRAIN_S)
+                if self.poller is not None:
+                    self.poller.stop()
+                self.engine.reindexer.stop()
                 self.engine.store.close()
                 self.metrics.close()
                 LOG.info("stopped; store closed")
@@ -160,6 +171,37 @@ class MemnetService(grpc.Server):
         return int(self.server.add_secure_port(address, server_credentials))
 
 
+def _serve_when_banks_open(
+    store: MemoryStore, health_servicer: health.HealthServicer, wait_s: float
+) -> None:
+    """SERVING once every bank opened, or after ``wait_s`` with the banks that have; then
+    ``BANKS_HEALTH_NAME`` turns SERVING when the last one has opened."""
+    all_open = store.wait_until_open(wait_s)
+    for name in ("", *SERVICE_NAMES):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if all_open:
+        health_servicer.set(BANKS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+        return
+    LOG.warning("serving while banks still open: %s", ", ".join(store.status().opening))
+
+    def wait_for_the_rest() -> None:
+        store.wait_until_open()
+        health_servicer.set(BANKS_HEALTH_NAME, health_pb2.HealthCheckResponse.SERVING)
+        LOG.info("every bank is open")
+
+    threading.Thread(target=wait_for_the_rest, name="memnet-banks-open", daemon=True).start()
+
+
+def _resume_reindexes_when_open(store: MemoryStore, engine: Engine) -> None:
+    """Once every bank is open, start again the reindexes a restart cut off."""
+
+    def resume() -> None:
+        store.wait_until_open()
+        engine.reindexer.resume_interrupted(list(store.banks()))
+
+    threading.Thread(target=resume, name="memnet-reindex-resume", daemon=True).start()
+
+
 def create_server(
     settings: ServerSettings, *, models: ModelCatalog | None = None
 ) -> tuple[MemnetService, int]:
@@ -170,15 +212,22 @@ def create_server(
     """
     started = time.perf_counter()
     catalog = models if models is not None else load_models(settings)
-    store = MemoryStore(
-        settings.data_dir,
-        StoreSettings(
-            fsync=settings.fsync,
-            fsync_interval_ms=settings.fsync_interval_ms,
-            snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
-            limits=StoreLimits(max_k=max(settings.max_k, 1)),
-        ),
-    )
+    store: BankStore
+    if settings.store == "milvus":
+        store = open_milvus_store(settings, StoreLimits(max_k=max(settings.max_k, 1)))
+    else:
+        store = MemoryStore(
+            settings.data_dir,
+            StoreSettings(
+                fsync=settings.fsync,
+                fsync_interval_ms=settings.fsync_interval_ms,
+                snapshot_after_log_bytes=settings.snapshot_after_log_mib * MIB,
+                snapshot_after_log_records=settings.snapshot_after_log_records,
+                snapshot_after_log_age_s=settings.snapshot_after_log_age_s,
+                limits=StoreLimits(max_k=max(settings.max_k, 1)),
+            ),
+            open_in_background=True,
+        )
     try:
         return _assemble(settings, store, catalog, started)
     except BaseException:
@@ -187,7 +236,7 @@ def create_server(
 
 
 def _assemble(
-    settings: ServerSettings, store: MemoryStore, catalog: ModelCatalog, started: float
+    settings: ServerSettings, store: BankStore, catalog: ModelCatalog, started: float
 ) -> tuple[MemnetService, int]:
     metrics = Metrics()
     engine = Engine(store, catalog, settings, observe_batch=metrics.observe_batch)
@@ -218,11 +267,9 @@ def _assemble(
     model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES):
+    for name in ("", *SERVICE_NAMES, BANKS_HEALTH_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
     try:
@@ -243,8 +290,19 @@ def _assemble(
         settings=settings,
     )
     service.port = port
-    metrics.watch_banks(lambda: [(bank.name, bank.count()) for bank in store.banks()])
+    if settings.model_poll_s > 0 and settings.models_dir is not None:
+        service.poller = ModelPoller(catalog, interval_s=settings.model_poll_s)
+    metrics.watch_models(
+        lambda: [(v.name, v.version, v.state.value) for v in catalog.versions()],
+        lambda: getattr(catalog, "load_failures", 0),
+    )
     if settings.metrics_port:
+        labels = settings.metrics_bank_labels
+        metrics.watch_banks(
+            lambda: bank_sizes(store),
+            labels=labels,
+            key=label_key(settings.data_dir) if labels == "hashed" else None,
+        )
         metrics_address = f"{settings.metrics_host}:{settings.metrics_port}"
         try:
             service.metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
@@ -254,15 +312,20 @@ def _assemble(
                 f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
             ) from error
     server.start()
-    for name in ("", *SERVICE_NAMES):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if service.poller is not None:
+        service.poller.start()
+    if isinstance(store, MemoryStore):
+        _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
+        _resume_reindexes_when_open(store, engine)
+    service.store_health = StoreHealth(store, health_servicer, ("", *SERVICE_NAMES))
     LOG.info(
         "serving",
         extra={
             "address": f"{settings.host}:{port}",
             "tls": credentials is not None,
             "auth": keys is not None,
-            "banks": len(store.banks()),
+            "store": settings.store,
+            "banks": len(bank_sizes(store)),
             "default_model": engine.default_model,
             "startup_s": round(time.perf_counter() - started, 3),
         },

@@ -8,8 +8,9 @@ The keys file (JSON, or TOML when its name ends in ``.toml``) lists keys::
     ]}
 
 ``banks`` holds bank names or shell-style patterns (``*`` = every bank);
-``rights`` is ``read`` (Get/List/Count/Query) or ``write`` (read plus create,
-write, delete). A key may be given in clear (``key``) or as the hex SHA-256 of
+``rights`` is ``read`` (Get/List/Count/Query), ``write`` (read plus create,
+write, delete) or ``admin`` (write plus loading and unloading models and
+reindexing banks). A key may be given in clear (``key``) or as the hex SHA-256 of
 the key (``key_sha256``). Clients send ``authorization: Bearer <key>``. Keys are
 compared as SHA-256 digests with ``hmac.compare_digest`` and never logged.
 """
@@ -33,6 +34,14 @@ from memnet.errors import InvalidArgument, PermissionDenied, Unauthenticated
 class Right(StrEnum):
     READ = "read"
     WRITE = "write"
+    ADMIN = "admin"
+
+    @property
+    def level(self) -> int:
+        return _LEVELS[self]
+
+
+_LEVELS = {Right.READ: 0, Right.WRITE: 1, Right.ADMIN: 2}
 
 
 @dataclass(frozen=True)
@@ -52,10 +61,20 @@ class Principal:
             raise PermissionDenied(
                 f"API key {self.name!r} may not access bank {bank!r}", field="bank"
             )
-        if right is Right.WRITE and self.right is not Right.WRITE:
+        if self.right.level < right.level:
             raise PermissionDenied(
-                f"API key {self.name!r} is read-only; this call writes to bank {bank!r}",
+                f"API key {self.name!r} has the {self.right.value} right; this call on bank "
+                f"{bank!r} needs {right.value}",
                 field="bank",
+            )
+
+    def check_right(self, right: Right) -> None:
+        """Raise PermissionDenied unless this key has ``right`` (calls that name no bank)."""
+        if self.right.level < right.level:
+            raise PermissionDenied(
+                f"API key {self.name!r} has the {self.right.value} right; this call needs "
+                f"{right.value}",
+                field="authorization",
             )
 
 
@@ -145,7 +164,7 @@ def _entry(item: object, index: int) -> tuple[bytes, Principal]:
         right = Right(item.get("rights", "read"))
     except ValueError as error:
         raise InvalidArgument(
-            f"{where}.rights must be 'read' or 'write'", field="api_keys_file"
+            f"{where}.rights must be 'read', 'write' or 'admin'", field="api_keys_file"
         ) from error
     name = str(item.get("name", where))
     return digest, Principal(name=name, bank_patterns=tuple(banks), right=right)

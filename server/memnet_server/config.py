@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from memnet.errors import InvalidArgument
@@ -34,7 +34,13 @@ class ServerSettings(BaseSettings):
     metrics_host: str = Field(
         default="127.0.0.1", description="Address of the Prometheus endpoint."
     )
-    metrics_port: int = Field(default=9464, ge=0, le=65535, description="Prometheus port; 0 = off.")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus port; 0 = off (the container: 9464)."
+    )
+    metrics_bank_labels: Literal["names", "hashed", "none"] = Field(
+        default="hashed",
+        description="Bank label of memnet_bank_memories: names | hashed | none.",
+    )
 
     # Storage.
     data_dir: Path = Field(default=Path("memnet-data"), description="Directory holding every bank.")
@@ -43,12 +49,54 @@ class ServerSettings(BaseSettings):
     snapshot_after_log_mib: int = Field(
         default=256, ge=1, description="Snapshot a bank and truncate its log past this size."
     )
+    snapshot_after_log_records: int = Field(
+        default=50_000, ge=1, description="... or once its log holds this many records."
+    )
+    snapshot_after_log_age_s: float = Field(
+        default=3600.0, gt=0, description="... or once its oldest record is this old."
+    )
+    bank_open_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="At startup, wait this long for every bank to open before reporting "
+        "SERVING; banks still opening then serve once open (health 'memnet.banks').",
+    )
+
+    # Where banks live: the embedded FAISS store (data_dir), or Milvus (stateless replicas).
+    store: Literal["faiss", "milvus"] = Field(
+        default="faiss", description="Bank store: faiss (in data_dir) or milvus (shared)."
+    )
+    milvus_uri: str = Field(
+        default="http://127.0.0.1:19530", description="Milvus (or Milvus Lite server) URI."
+    )
+    milvus_token: SecretStr | None = Field(
+        default=None, description='Milvus credentials, "user:password" or an API key.'
+    )
+    milvus_db: str = Field(default="default", description="Milvus database of the banks.")
+    milvus_collection_prefix: str = Field(
+        default="memnet_",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,31}$",
+        description="Prefix of every Milvus collection memnet makes.",
+    )
+    milvus_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="Longest wait for one Milvus request."
+    )
 
     # Models.
-    models_dir: Path | None = Field(default=None, description="Extra checkpoints (*.pt) to serve.")
+    models_dir: Path | None = Field(
+        default=None,
+        description="Model repository: NAME/VERSION/model.pt, or *.pt as version 1 of "
+        "the name stored in each.",
+    )
+    model_poll_s: float = Field(
+        default=30.0,
+        ge=0.0,
+        description="Rescan models_dir for new or replaced checkpoints every N s; 0 = only "
+        "at start and on LoadModel.",
+    )
     default_model: str | None = Field(
         default=None,
-        description="Model of banks created without one; unset = the registry default.",
+        description="Model of banks created without one; unset = the repository default.",
     )
 
     # Limits.

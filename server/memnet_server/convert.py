@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, model_pb2, query_pb2
+from memnet.core.card import ModelCard
 from memnet.core.json_values import check_json_depth, json_too_deep
 from memnet.errors import InvalidArgument
 from memnet.serving.contract import AttentionMode, InputKind, ModelInfo
@@ -23,6 +24,7 @@ from memnet.store.types import (
     Metric,
     WriteMode,
 )
+from memnet.store.validation import shown, utf8_size
 
 METRIC_FROM_PROTO: dict[int, Metric | None] = {
     bank_pb2.METRIC_UNSPECIFIED: None,
@@ -110,6 +112,18 @@ def index_spec_from_proto(spec: bank_pb2.IndexSpec) -> IndexSpec:
         raise validation_error(error, prefix="spec.index") from error
 
 
+def as_spec_error(error: InvalidArgument) -> InvalidArgument:
+    """A store error about the bank's index (field ``index...``) named as the request field
+    (``spec.index...``); any other error unchanged."""
+    field = error.field or ""
+    if not field.startswith("index"):
+        return error
+    message = str(error)
+    return InvalidArgument(
+        f"spec.{message}" if message.startswith(field) else message, field=f"spec.{field}"
+    )
+
+
 def index_spec_to_proto(spec: IndexSpec) -> bank_pb2.IndexSpec:
     message = bank_pb2.IndexSpec(kind=INDEX_KIND_TO_PROTO[spec.kind], factory=spec.factory or "")
     for name in _INDEX_OPTIONALS:
@@ -118,7 +132,12 @@ def index_spec_to_proto(spec: IndexSpec) -> bank_pb2.IndexSpec:
 
 
 def parse_json_object(text: str, *, field: str, max_bytes: int) -> JsonObject:
-    """A JSON object from a request field; "" is the empty object."""
+    """A JSON object from a request field; "" is the empty object.
+
+    Every way the text can fail is INVALID_ARGUMENT naming ``field``: bad syntax, nesting
+    past the depth limit, an integer past Python's 4,300-digit conversion limit, a lone
+    surrogate escape (``"\\ud800"``) that no UTF-8 store can hold.
+    """
     if not text:
         return {}
     if len(text.encode()) > max_bytes:
@@ -129,9 +148,13 @@ def parse_json_object(text: str, *, field: str, max_bytes: int) -> JsonObject:
         raise InvalidArgument(f"{field} is not valid JSON: {error.msg}", field=field) from error
     except RecursionError as error:  # deeper than the interpreter's stack allows
         raise json_too_deep(field) from error
+    except ValueError as error:  # e.g. "Exceeds the limit (4300 digits) for integer string"
+        reason = shown(str(error), max_chars=200)
+        raise InvalidArgument(f"{field} is not valid JSON: {reason}", field=field) from error
     if not isinstance(value, dict):
         raise InvalidArgument(f"{field} must be a JSON object", field=field)
     check_json_depth(value, field=field)
+    utf8_size(json.dumps(value, ensure_ascii=False), field=field)  # lone surrogates
     return value
 
 
@@ -172,4 +195,33 @@ def model_to_proto(info: ModelInfo, *, is_default: bool) -> model_pb2.Model:
         answer_vocabulary=list(info.answer_vocab),
         temporal_buckets=info.temporal_buckets,
         is_default=is_default,
+        card=card_to_proto(info.card) if info.card is not None else None,
+    )
+
+
+def card_to_proto(card: ModelCard) -> model_pb2.ModelCard:
+    return model_pb2.ModelCard(
+        command=card.command,
+        settings=card.settings,
+        data_files=[
+            model_pb2.DataFile(path=f.path, sha256=f.sha256, size_bytes=f.size_bytes)
+            for f in card.data_files
+        ],
+        data_fingerprint=card.data_fingerprint,
+        data_summary=card.data_summary,
+        results=[
+            model_pb2.EvalResult(
+                split=r.split,
+                mean_error_pct=r.mean_error_pct,
+                failed_tasks=r.failed_tasks,
+                tasks=r.tasks,
+                questions=r.questions,
+                data_fingerprint=r.data_fingerprint,
+                measured_at=r.measured_at,
+            )
+            for r in card.results
+        ],
+        train_seconds=card.train_seconds,
+        trained_at=card.trained_at,
+        memnet_version=card.memnet_version,
     )

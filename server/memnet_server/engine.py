@@ -13,14 +13,18 @@ import logging
 import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, replace
 
 import numpy as np
 from pydantic import ValidationError
 
 from memnet.core.search_options import SearchOptions
-from memnet.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound
+from memnet.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    KeySpaceChanged,
+)
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import (
     AttentionMode,
@@ -30,6 +34,7 @@ from memnet.serving.contract import (
     ServedModel,
     check_options,
 )
+from memnet.serving.repository import ModelRef, ModelVersion
 from memnet.store.interface import BankStore
 from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
@@ -45,24 +50,16 @@ from memnet.store.types import (
     WriteMode,
     WriteResult,
 )
+from memnet_server import binding
 from memnet_server.batching import Batcher, BatchObserver
+from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
 from memnet_server.convert import validation_error
+from memnet_server.reindex import Reindexer, ReindexStatus
 
 LOG = logging.getLogger(__name__)
 
 RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
-
-
-class ModelCatalog(Protocol):
-    """The models a server can attach to banks (``memnet.serving.registry.ModelRegistry``)."""
-
-    @property
-    def default_name(self) -> str: ...
-
-    def get(self, name: str) -> ServedModel: ...
-
-    def models(self) -> list[ServedModel]: ...
 
 
 @dataclass(frozen=True)
@@ -105,6 +102,7 @@ class QueryAnswer:
     records: dict[str, MemoryRecord]  # attended memories with vectors, only with include_vectors
     bank_seq: int
     model: ModelInfo
+    model_version: int  # the version of ``model`` that answered
 
 
 class Engine:
@@ -123,8 +121,9 @@ class Engine:
         self.settings = settings
         self._observe_batch = observe_batch
         self._default_model = settings.default_model or models.default_name
-        self.model(self._default_model)  # fail at startup, not at the first request
+        self.models.get(self._default_model)  # fail at startup, not at the first request
         self._batchers: dict[str, tuple[Bank, Batcher]] = {}  # bank name → (bank, batcher)
+        self.reindexer = Reindexer(models)
         self._lock = threading.Lock()
 
     # Models.
@@ -133,24 +132,48 @@ class Engine:
     def default_model(self) -> str:
         return self._default_model
 
-    def model(self, name: str) -> ServedModel:
-        return self.models.get(name)
+    def model(self, ref: str) -> ModelVersion:
+        """The version ``ref`` (NAME = the latest ready one, or NAME@VERSION) names."""
+        return self.models.get(ref)
+
+    def version_of(self, bank: Bank) -> ModelVersion:
+        """The model version whose keys the bank holds (FAILED_PRECONDITION if unserved)."""
+        return binding.version_of(self.models, bank.config, default_model=self._default_model)
 
     def model_of(self, bank: Bank) -> ServedModel:
-        name = bank.config.model or self._default_model
+        return self.version_of(bank).served()
+
+    def reindex_bank(self, bank_name: str, ref: str) -> ReindexStatus:
+        """Start re-encoding a text bank with the model version ``ref`` names."""
+        bank = self.bank(bank_name)
         try:
-            return self.models.get(name)
-        except NotFound as error:
+            current = self.version_of(bank).served().info.input_kind
+        except FailedPrecondition:
+            current = InputKind.TEXT  # its version is gone: reindexing is how it comes back
+        if current is not InputKind.TEXT:
             raise FailedPrecondition(
-                f"bank {bank.name!r} uses model {name!r}, which this server does not serve",
+                f"bank {bank.name!r} holds its callers' own vectors (model "
+                f"{bank.config.model!r}): there is nothing to re-encode",
                 field="bank",
-            ) from error
+            )
+        return self.reindexer.start(bank, self.model(ref))
+
+    def load_models(self, name: str | None) -> list[ModelVersion]:
+        """Scan the models directory now (for model ``name``, or all); the changes."""
+        return self.models.refresh(only=name)
+
+    def unload_model(self, name: str, version: int) -> None:
+        """Forget ``name@version``; FAILED_PRECONDITION naming the banks that use it."""
+        self.models.unload(
+            name, version, in_use=lambda n, v: binding.banks_using(self.store.banks(), n, v)
+        )
 
     # Banks.
 
     def create_bank(self, request: BankRequest) -> Bank:
-        model = self.model(request.model or self._default_model)
-        info = model.info
+        ref = ModelRef.parse(request.model or self._default_model, field="spec.model")
+        version = self.models.get(ref)
+        info = version.served().info
         key_dim, value_dim = request.key_dim, request.value_dim
         if info.input_kind is InputKind.TEXT:
             for field, given, fixed in (
@@ -183,13 +206,17 @@ class Engine:
                 index=request.index,
                 capacity=request.capacity,
                 capacity_policy=request.capacity_policy,
-                model=info.name,
+                model=version.name,
+                model_version=version.version,
+                model_fingerprint=version.fingerprint,
                 description=request.description,
             )
         except ValidationError as error:
             raise validation_error(error, prefix="spec") from error
-        bank = self.store.create_bank(config)
-        LOG.info("created bank %s (model %s, %s)", config.name, info.name, config.index.kind.value)
+        bank = self.store.create_bank(config)  # index errors: the servicer names spec.index...
+        LOG.info(
+            "created bank %s (model %s, %s)", config.name, version.ref, config.index.kind.value
+        )
         return bank
 
     def bank(self, name: str) -> Bank:
@@ -210,23 +237,31 @@ class Engine:
     def key_space(self, bank: Bank) -> str:
         """Which key space the bank's index holds and which hops search it."""
         config = bank.config
-        name = config.model or self._default_model
+        ref = binding.describe(config, self._default_model)
         try:
-            hops = self.models.get(name).info.max_hops
-        except NotFound:
-            return (
-                f"keys of model {name!r} (not served), dim {config.key_dim}, {config.metric.value}"
-            )
+            hops = self.version_of(bank).served().info.max_hops
+        except FailedPrecondition:
+            return f"keys of model {ref} (not served), dim {config.key_dim}, {config.metric.value}"
         return (
-            f"one key space: keys of model {name!r}, dim {config.key_dim}, "
+            f"one key space: keys of model {ref}, dim {config.key_dim}, "
             f"{config.metric.value}; searched by every hop 1..{hops}"
         )
 
     # Memories.
 
     def write(self, bank_name: str, data: WriteInput, *, mode: WriteMode) -> WriteOutcome:
+        """Encode (text banks) and store one batch; if the bank switched model versions
+        meanwhile (a reindex), the batch is encoded again with the new version."""
+        try:
+            return self._write_once(bank_name, data, mode=mode)
+        except KeySpaceChanged:
+            return self._write_once(bank_name, data, mode=mode)
+
+    def _write_once(self, bank_name: str, data: WriteInput, *, mode: WriteMode) -> WriteOutcome:
         bank = self.bank(bank_name)
-        info = self.model_of(bank).info
+        config = bank.config
+        model = binding.version_of(self.models, config, default_model=self._default_model).served()
+        info = model.info
         unknown: set[str] = set()
         if info.input_kind is InputKind.TEXT:
             if data.keys is not None or data.values is not None:
@@ -241,7 +276,7 @@ class Engine:
                     raise InvalidArgument(
                         f"batch.memories[{i}].text is empty", field=f"batch.memories[{i}].text"
                     )
-            encoded = self.model_of(bank).encode_memories([t or "" for t in texts])
+            encoded = model.encode_memories([t or "" for t in texts])
             keys, values = encoded.keys, encoded.values
             for words in encoded.unknown_words:
                 unknown.update(words)
@@ -254,7 +289,12 @@ class Engine:
                 )
             keys, values = data.keys, data.values
         batch = MemoryBatch(
-            keys=keys, values=values, ids=data.ids, texts=data.texts, metadata=data.metadata
+            keys=keys,
+            values=values,
+            ids=data.ids,
+            texts=data.texts,
+            metadata=data.metadata,
+            key_space=config.key_space if info.input_kind is InputKind.TEXT else None,
         )
         result = bank.write(batch, mode=mode)
         return WriteOutcome(result=result, unknown_words=sorted(unknown))
@@ -276,11 +316,43 @@ class Engine:
 
         The attended memories' text and metadata come with the answer unless
         ``include_contents`` is False; their key and value vectors (a copy each) only
-        with ``include_vectors``.
+        with ``include_vectors``. A query never mixes model versions: if the bank
+        switches versions while it runs (a reindex), it runs again on the new one.
         """
+        for attempt in (1, 2):
+            try:
+                return self._query_once(
+                    bank_name,
+                    options,
+                    questions=questions,
+                    vectors=vectors,
+                    deadline=deadline,
+                    include_vectors=include_vectors,
+                    include_contents=include_contents,
+                )
+            except KeySpaceChanged:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _query_once(
+        self,
+        bank_name: str,
+        options: SearchOptions,
+        *,
+        questions: list[str] | None,
+        vectors: np.ndarray | None,
+        deadline: float | None,
+        include_vectors: bool,
+        include_contents: bool,
+    ) -> QueryAnswer:
         bank = self.bank(bank_name)
-        model = self.model_of(bank)
+        config = bank.config
+        version = binding.version_of(self.models, config, default_model=self._default_model)
+        model = version.served()
         info = model.info
+        if info.input_kind is InputKind.TEXT:
+            options = replace(options, key_space=config.key_space)
         self._check_options(info, options, bank)
         _check_deadline(deadline)
         if info.input_kind is InputKind.TEXT:
@@ -321,6 +393,7 @@ class Engine:
             records=records,
             bank_seq=bank_seq,
             model=info,
+            model_version=version.version,
         )
 
     def _check_options(self, info: ModelInfo, options: SearchOptions, bank: Bank) -> None:

@@ -24,9 +24,13 @@ STATUS_BY_ERROR: dict[type[errors.MemnetError], grpc.StatusCode] = {
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 INTERNAL_MESSAGE = "internal error; the server log has the details"
+# gRPC sends the message in a trailer, percent-encoded (up to 3 bytes per UTF-8 byte), and
+# clients refuse trailers past 8-16 KiB: a message past this many characters is cut.
+MAX_STATUS_MESSAGE_CHARS = 1024
 
 
 def status_for(error: BaseException, *, method: str) -> tuple[grpc.StatusCode, str]:
@@ -40,8 +44,8 @@ def status_for(error: BaseException, *, method: str) -> tuple[grpc.StatusCode, s
         for error_type in type(error).__mro__:
             code = STATUS_BY_ERROR.get(error_type)
             if code is not None:
-                return code, _with_field(error)
-        return grpc.StatusCode.INVALID_ARGUMENT, _with_field(error)
+                return code, _capped(_with_field(error))
+        return grpc.StatusCode.INVALID_ARGUMENT, _capped(_with_field(error))
     LOG.error("unexpected error in %s", method, exc_info=error)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
@@ -52,3 +56,10 @@ def _with_field(error: errors.MemnetError) -> str:
     if error.field and root not in message:
         return f"{error.field}: {message}"
     return message
+
+
+def _capped(message: str) -> str:
+    if len(message) <= MAX_STATUS_MESSAGE_CHARS:
+        return message
+    cut = MAX_STATUS_MESSAGE_CHARS
+    return f"{message[:cut]}… (message cut at {cut} characters)"

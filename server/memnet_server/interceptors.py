@@ -50,8 +50,12 @@ RULES: dict[str, Rule] = {
     f"{_PREFIX}MemoryService/ListMemories": Rule(Right.READ, lambda r: r.bank),
     f"{_PREFIX}MemoryService/CountMemories": Rule(Right.READ, lambda r: r.bank),
     f"{_PREFIX}QueryService/Query": Rule(Right.READ, lambda r: r.bank),
+    f"{_PREFIX}BankService/ReindexBank": Rule(Right.ADMIN, lambda r: r.bank),
+    f"{_PREFIX}BankService/CancelReindex": Rule(Right.ADMIN, lambda r: r.bank),
     f"{_PREFIX}ModelService/ListModels": Rule(None, None),
     f"{_PREFIX}ModelService/GetModel": Rule(None, None),
+    f"{_PREFIX}ModelService/LoadModel": Rule(Right.ADMIN, None),
+    f"{_PREFIX}ModelService/UnloadModel": Rule(Right.ADMIN, None),
 }
 
 
@@ -163,8 +167,11 @@ class CallInterceptor(grpc.ServerInterceptor):
         def wrapped(request_bytes: bytes, context: grpc.ServicerContext) -> Any:
             def body(principal: Principal | None) -> Any:
                 request = decode(request_bytes)
-                if principal is not None and rule.right is not None and rule.bank_of is not None:
-                    principal.check(rule.bank_of(request), rule.right)
+                if principal is not None and rule.right is not None:
+                    if rule.bank_of is not None:
+                        principal.check(rule.bank_of(request), rule.right)
+                    else:
+                        principal.check_right(rule.right)
                 return behavior(request, context)
 
             return self._call(method, context, body)

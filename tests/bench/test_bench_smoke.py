@@ -105,3 +105,38 @@ def test_training_step_bench_baseline_encodes_as_the_model_does() -> None:
         assert encoders
         for enc in encoders:
             torch.testing.assert_close(bench_train.explicit_encode(enc, tokens), enc(tokens))
+
+
+def test_permuted_vocabulary_keeps_structure_and_maps_answers_part_by_part() -> None:
+    import permute_vocab
+
+    words = permute_vocab.WordMap(seed=0)
+    story = permute_vocab.permute_line("3 Mary went to the kitchen.", words)
+    question = permute_vocab.permute_line("4 Where is Mary? \tn,w\t1 3", words)
+    head, text = story.split(" ", 1)
+    assert head == "3" and text.endswith(".") and len(text.split()) == 5
+    assert words("mary") == words("Mary") == text.split()[0]  # one string per word, any case
+    q, answer, support = question.split("\t")
+    assert q.startswith("4 ") and q.rstrip().endswith("?") and support == "1 3"
+    assert answer == f"{words('n')},{words('w')}"
+    assert len(set(words.forward.values())) == len(words.forward)  # one to one
+
+
+def test_vocab_invariance_table_pairs_the_copies_of_each_seed() -> None:
+    import vocab_invariance
+
+    def row(copy: str, seed: int, test: float) -> dict[str, object]:
+        return {
+            "copy": copy,
+            "seed": seed,
+            "valid_mean_error_pct": 7.0,
+            "valid_failed": 4,
+            "test_mean_error_pct": test,
+            "test_failed": 5,
+        }
+
+    rows = [row("plain", 0, 8.0), row("permuted", 0, 8.5), row("plain", 1, 9.0)]
+    lines = vocab_invariance.table(rows).splitlines()
+    assert lines[2].startswith("| 0 | 7.00 / 4 | 8.00 / 5 | 7.00 / 4 | 8.50 / 5 | +0.50 |")
+    assert lines[3] == "| 1 | 7.00 / 4 | 9.00 / 5 | – | – |  |"
+    assert lines[4] == "| mean | | 8.50 | | 8.50 | +0.50 |"

@@ -32,7 +32,7 @@ from memnet.api.tensors import to_tensor
 from memnet.api.v1 import bank_pb2, bank_pb2_grpc, memory_pb2, memory_pb2_grpc, query_pb2_grpc
 from memnet_server import MemnetService, ServerSettings, create_server
 from memnet_server.app import load_models
-from memnet_server.engine import ModelCatalog
+from memnet_server.binding import ModelCatalog
 
 LOG = logging.getLogger(__name__)
 

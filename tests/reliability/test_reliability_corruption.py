@@ -33,7 +33,8 @@ from reliability_support import (
 )
 
 from memnet.api.v1 import bank_pb2, memory_pb2
-from memnet.store import MemoryStore, StoreSettings
+from memnet.store import MemoryStore, StoreSettings, logstate
+from memnet.store.repair import repair_bank
 from memnet.store.types import BankConfig, MemoryBatch, Metric
 from memnet.store.wal import MAGIC, log_files, read_log
 
@@ -98,62 +99,110 @@ def _damage(path: Path, kind: str, position: int, rng: random.Random) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_any_torn_or_garbled_log_tail_recovers_to_the_last_whole_record(tmp_path: Path) -> None:
+def _as_after_a_kill(data_dir: Path) -> None:
+    """Leave log-state.json as a killed server does: the log known fsynced only as far as
+    its header, so damage after it may be a torn write (a clean close notes the whole size)."""
+    bank_dir = data_dir / "banks" / BANK
+    state = logstate.read(bank_dir)
+    assert state is not None
+    logstate.write(bank_dir, logstate.LogState(state.log, state.created_ns, len(MAGIC)))
+
+
+def _check_live(store: MemoryStore, live: set[str], what: str) -> None:
+    bank = store.bank(BANK)
+    assert bank.count() == len(live), what
+    expected = keys_for(sorted(live), DIM)
+    for row, record in enumerate(bank.get(sorted(live))):
+        assert record is not None, what
+        np.testing.assert_array_equal(record.key, expected[row], err_msg=what)
+
+
+def test_a_torn_tail_is_cut_and_damage_before_whole_records_is_quarantined_then_repaired(
+    tmp_path: Path,
+) -> None:
+    """Seeded truncations, bit flips and garbage tails of the log of a killed server (and
+    truncations of a cleanly closed one). Damage with no whole record after it, past what
+    was fsynced, is a torn tail: cut to the last whole record. Anything else quarantines
+    the bank with every byte kept, and ``repair_bank`` then keeps every other record and
+    names exactly the sequence numbers lost."""
     pristine = tmp_path / "pristine"
     steps = _build_bank(pristine, records=24)
+    closed_cleanly = tmp_path / "closed-cleanly"
+    shutil.copytree(pristine, closed_cleanly)
+    _as_after_a_kill(pristine)
     log = _log_of(pristine)
     frames = read_log(log)
     assert frames.reason == "" and len(frames.records) == len(steps)
-    ends = [*frames.starts[1:], frames.valid_bytes]  # end offset of every frame
+    starts = frames.starts
+    ends = [*starts[1:], frames.valid_bytes]  # end offset of every frame
     size = frames.valid_bytes
     rng = random.Random(SEED)
-    cut_total = cases_with_cut = 0
+    counts = {"cut": 0, "quarantined": 0, "repaired": 0, "intact": 0}
+    cut_total = 0
     began = time.monotonic()
     for case in range(DAMAGE_CASES):
         assert time.monotonic() - began < BUDGET_S, f"only {case} cases fit in {BUDGET_S} s"
-        kind = rng.choice(["truncate", "flip", "garbage"])
-        if kind == "garbage":
-            position = rng.randrange(1, 200)
-            whole = len(steps)
-        else:
-            position = rng.randrange(len(MAGIC), size)
-            # Truncating at p keeps the frames that end by p; a flipped byte p ruins its frame.
-            whole = sum(1 for end in ends if end <= position)
+        kind = rng.choice(["truncate", "flip", "garbage", "truncate-clean"])
+        source = closed_cleanly if kind == "truncate-clean" else pristine
+        position = rng.randrange(1, 200) if kind == "garbage" else rng.randrange(0, size)
         data_dir = tmp_path / f"case-{case}"
-        shutil.copytree(pristine, data_dir)
-        _damage(_log_of(data_dir), kind, position, rng)
-        damaged_size = _log_of(data_dir).stat().st_size
-        boundary = len(MAGIC) if whole == 0 else ends[whole - 1]
+        shutil.copytree(source, data_dir)
+        _damage(_log_of(data_dir), kind.removesuffix("-clean"), position, rng)
+        damaged = _log_of(data_dir).read_bytes()
         what = f"case {case}: {kind} at byte {position} of {size}"
+        # which frame the damage ruined (None: none), and whether whole frames follow it
+        ruined = None if kind == "garbage" else sum(1 for end in ends if end <= position)
+        if kind == "flip" and position < len(MAGIC):
+            ruined = -1  # the file header: every frame follows it
+        follows = kind == "flip" and ruined is not None and ruined < len(steps) - 1
+        # a clean close noted the whole log as fsynced, a killed server its header
+        fsynced = size if kind == "truncate-clean" else len(MAGIC)
+        torn = not follows and (kind == "garbage" or position >= fsynced)
         with MemoryStore(data_dir) as store:
             report = store.recovery_reports()[BANK]
-            bank = store.bank(BANK)
-            assert report.records_replayed == whole, what
-            assert report.bytes_cut == damaged_size - boundary, what
-            assert bool(report.reason) == (damaged_size != boundary), what
-            live = _live_after(steps[:whole])
-            assert bank.count() == len(live), what
-            records = bank.get(sorted(live))
-            expected = keys_for(sorted(live), DIM)
-            for row, record in enumerate(records):
-                assert record is not None, what
-                np.testing.assert_array_equal(record.key, expected[row], err_msg=what)
-            assert _log_of(data_dir).stat().st_size == boundary, f"{what}: the log was not cut"
-            keys = keys_for(["after"], DIM)
-            bank.write(MemoryBatch(keys=keys, values=keys, ids=["after"]))
-        with MemoryStore(data_dir) as store:  # a second open finds nothing more to cut
-            again = store.recovery_reports()[BANK]
-            assert again.bytes_cut == 0 and again.reason == "", what
-            assert store.bank(BANK).count() == len(live | {"after"}), what
-        cut_total += report.bytes_cut
-        cases_with_cut += report.bytes_cut > 0
+            if torn:
+                whole = len(steps) if ruined is None else ruined
+                boundary = len(MAGIC) if whole == 0 else ends[whole - 1]
+                assert not report.failed, what
+                assert report.records_replayed == whole, what
+                assert report.bytes_cut == len(damaged) - boundary, what
+                _check_live(store, _live_after(steps[:whole]), what)
+                assert _log_of(data_dir).stat().st_size == boundary, f"{what}: not cut"
+                counts["cut" if report.bytes_cut else "intact"] += 1
+                cut_total += report.bytes_cut
+            else:
+                assert report.failed and "memnet repair" in report.error, what
+                counts["quarantined"] += 1
+        if torn:
+            shutil.rmtree(data_dir)
+            continue
+        assert _log_of(data_dir).read_bytes() == damaged, f"{what}: a byte was changed"
+        repaired = repair_bank(data_dir, BANK)
+        assert repaired.kept_in is not None and repaired.damaged, what
+        kept = repaired.kept_in / _log_of(pristine).name
+        assert kept.read_bytes() == damaged, f"{what}: the original was not kept"
+        if kind == "flip" and ruined is not None and ruined >= 0:
+            lost_step = ruined
+            first = sum(len(st.written) or 1 for st in steps[:lost_step]) + 1
+            last = first + (len(steps[lost_step].written) or 1) - 1
+            (lost,) = repaired.lost_bytes
+            assert (lost.start, lost.end) == (starts[lost_step], ends[lost_step]), what
+            assert lost.seqs.startswith(f"seq {first}-{last} "), f"{what}: {lost}"
+            survivors = steps[:lost_step] + steps[lost_step + 1 :]
+        else:  # the log ends before what was fsynced, or its header is damaged
+            survivors = steps if kind == "flip" else steps[: ruined or 0]
+        assert repaired.records_salvaged == len(survivors), what
+        with MemoryStore(data_dir) as store:
+            assert not store.recovery_reports()[BANK].failed, what
+            _check_live(store, _live_after(survivors), what)
+        counts["repaired"] += 1
         shutil.rmtree(data_dir)
     record_figures(
-        "corruption-log-tail",
+        "corruption-log",
         damaged_logs=DAMAGE_CASES,
-        logs_with_bytes_cut=cases_with_cut,
-        bytes_cut_total=cut_total,
         records_in_pristine_log=len(steps),
+        bytes_cut_total=cut_total,
+        **counts,
     )
 
 
@@ -167,6 +216,7 @@ def test_server_starts_over_a_torn_log_and_logs_what_it_cut(
         store.create_bank(
             BankConfig(name="healthy", key_dim=DIM, value_dim=DIM, model="vector")
         ).write(MemoryBatch(keys=keys, values=keys, ids=["ok-0", "ok-1"]))
+    _as_after_a_kill(data_dir)
     log = _log_of(data_dir)
     frames = read_log(log)
     last_start = frames.starts[-1]
@@ -255,16 +305,18 @@ _RESNAPSHOT_THEN_DIE = """
 import os, sys
 from pathlib import Path
 import numpy as np
-from memnet.store import MemoryStore
-from memnet.store import snapshot
+from memnet.store import MemoryStore, fs
 from memnet.store.types import BankConfig, MemoryBatch
 store = MemoryStore(Path(sys.argv[1]))
 bank = store.create_bank(BankConfig(name="b", key_dim=4, value_dim=4, model="vector"))
 keys = np.ones((5, 4), np.float32)
 bank.write(MemoryBatch(keys=keys, values=keys, ids=[f"m{i}" for i in range(5)]))
 bank.snapshot()
-snapshot.os.rename = lambda src, dst: os._exit(9)  # the process dies at the rename
-bank.snapshot()  # the same seq again
+class DyingAtRename(fs.FileSystem):
+    def rename(self, src, dst):
+        os._exit(9)  # the process dies at the rename
+with fs.installed(DyingAtRename()):
+    bank.snapshot()  # the same seq again
 """
 
 

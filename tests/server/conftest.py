@@ -16,7 +16,7 @@ from server_support import Running, StartServer
 
 from memnet_server import ServerSettings, create_server
 from memnet_server.app import load_models
-from memnet_server.engine import ModelCatalog
+from memnet_server.binding import ModelCatalog
 
 
 @pytest.fixture(scope="session")

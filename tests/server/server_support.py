@@ -29,7 +29,7 @@ from memnet.api.v1 import (
     query_pb2_grpc,
 )
 from memnet.core.search_options import SearchOptions
-from memnet.errors import FailedPrecondition, NotFound
+from memnet.errors import FailedPrecondition
 from memnet.serving.contract import (
     AttentionMode,
     HopAttention,
@@ -39,9 +39,10 @@ from memnet.serving.contract import (
     QueryOutput,
     ServedModel,
 )
+from memnet.serving.repository import CHECKPOINT_DIR, ModelRepository
 from memnet.store.types import Metric
 from memnet_server import MemnetService, ServerSettings
-from memnet_server.engine import ModelCatalog
+from memnet_server.binding import ModelCatalog
 
 
 def _vector_info(name: str) -> ModelInfo:
@@ -118,26 +119,17 @@ class BrokenDouble(VectorDouble):
         raise RuntimeError("secret internal detail")
 
 
-class Catalog:
-    """The shipped registry plus doubles (or doubles alone with ``base=None``)."""
-
-    def __init__(self, base: ModelCatalog | None, *doubles: ServedModel) -> None:
-        self._base = base
-        self._doubles = {double.info.name: double for double in doubles}
-
-    @property
-    def default_name(self) -> str:
-        return self._base.default_name if self._base else next(iter(self._doubles))
-
-    def get(self, name: str) -> ServedModel:
-        if name in self._doubles:
-            return self._doubles[name]
-        if self._base is None:
-            raise NotFound(f"model {name!r} not found", field="model")
-        return self._base.get(name)
-
-    def models(self) -> list[ServedModel]:
-        return [*(self._base.models() if self._base else []), *self._doubles.values()]
+def Catalog(base: ModelCatalog | None, *doubles: ServedModel) -> ModelRepository:  # noqa: N802
+    """A repository of test doubles (version 1 each), over the shipped models with a
+    ``base``; the default model is the first double without one."""
+    repository = ModelRepository(
+        builtin_dir=CHECKPOINT_DIR if base is not None else None,
+        default_name=None if base is not None else doubles[0].info.name,
+    )
+    repository.refresh()
+    for double in doubles:
+        repository.add(double)
+    return repository
 
 
 @dataclass

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import grpc
@@ -26,7 +27,7 @@ from memnet.api.v1 import (
     query_pb2,
 )
 from memnet.errors import FailedPrecondition, InvalidArgument
-from memnet.serving.registry import CHECKPOINT_DIR
+from memnet.serving.repository import CHECKPOINT_DIR
 from memnet.store import MemoryStore
 from memnet_server import ServerSettings, load_settings
 from memnet_server.app import load_models
@@ -39,7 +40,8 @@ def test_defaults_are_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> No
         if name.startswith("MEMNET_"):
             monkeypatch.delenv(name)
     settings = load_settings()
-    assert (settings.host, settings.port, settings.metrics_port) == ("127.0.0.1", 50051, 9464)
+    assert (settings.host, settings.port, settings.metrics_port) == ("127.0.0.1", 50051, 0)
+    assert settings.metrics_bank_labels == "hashed"
     assert settings.data_dir == Path("memnet-data")
     assert (settings.max_message_bytes, settings.max_k, settings.default_k) == (64 << 20, 1024, 32)
     assert settings.api_keys_file is None and settings.tls_cert_file is None
@@ -120,7 +122,8 @@ def test_memnet_serve_runs_and_stops_on_sigterm_keeping_writes(tmp_path: Path) -
 def test_settings_take_effect(start_server: StartServer, tmp_path: Path) -> None:
     models_dir = tmp_path / "models"
     models_dir.mkdir()
-    shutil.copy(CHECKPOINT_DIR / "babi-joint.pt", models_dir / "babi-copy.pt")
+    (models_dir / "babi-copy" / "1").mkdir(parents=True)
+    shutil.copy(CHECKPOINT_DIR / "babi-joint.pt", models_dir / "babi-copy" / "1" / "model.pt")
     server = start_server(
         models=load_models(ServerSettings(models_dir=models_dir)),
         default_model="vector",
@@ -157,6 +160,23 @@ def test_snapshot_after_log_mib_bounds_the_log(start_server: StartServer) -> Non
     bank_dir = next(server.settings.data_dir.rglob("big"))
     assert list(bank_dir.glob("snapshot-*"))
     assert sum(p.stat().st_size for p in bank_dir.glob("wal-*.log")) < 2 * 1024 * 1024
+
+
+def test_snapshot_after_log_records_and_age_bound_the_log(start_server: StartServer) -> None:
+    by_records = start_server(snapshot_after_log_records=2)
+    by_records.vector_bank("b")
+    for i in range(2):
+        by_records.write_vectors("b", np.ones((1, 8), np.float32), ids=[f"m{i}"])
+    bank_dir = next(by_records.settings.data_dir.rglob("b"))
+    assert [p.name for p in bank_dir.glob("snapshot-*")] == [f"snapshot-{2:020d}"]
+    by_age = start_server(snapshot_after_log_age_s=0.2, data_dir=bank_dir.parents[2] / "aged")
+    by_age.vector_bank("old")
+    by_age.write_vectors("old", np.ones((1, 8), np.float32), ids=["m0"])
+    old_dir = next(by_age.settings.data_dir.rglob("old"))
+    deadline = time.monotonic() + 10
+    while not list(old_dir.glob("snapshot-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(old_dir.glob("snapshot-*")), "the store's timer snapshots an old log"
 
 
 def test_ports_in_use_fail_startup_clearly(start_server: StartServer, tmp_path: Path) -> None:

@@ -34,6 +34,7 @@ def test_every_domain_error_has_exactly_its_status() -> None:
         errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
         errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
         errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+        errors.Unavailable: grpc.StatusCode.UNAVAILABLE,
     }
     assert expected == STATUS_BY_ERROR
     domain_errors = {

@@ -96,7 +96,7 @@ def _free_port() -> int:
 
 
 def test_metrics_count_calls_by_method_and_code(start_server: StartServer) -> None:
-    server = start_server(metrics_port=_free_port())
+    server = start_server(metrics_port=_free_port(), metrics_bank_labels="names")
     server.vector_bank("b", dim=4)
     server.write_vectors("b", np.eye(4, dtype=np.float32))
     server.queries.Query(

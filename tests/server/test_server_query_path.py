@@ -39,8 +39,8 @@ def test_only_banks_whose_forward_is_shared_are_batched(start_server: StartServe
     keys = _fill(server, "graph", index=HNSW)
     _fill(server, "flat")
     engine = server.service.engine
-    text = engine.model(engine.default_model).info
-    vector = engine.model("vector").info
+    text = engine.model(engine.default_model).served().info
+    vector = engine.model("vector").served().info
     assert batching_pays(text, engine.bank("graph").config)  # a text model shares its forward
     assert batching_pays(vector, engine.bank("flat").config)  # a flat scan is shared
     assert not batching_pays(vector, engine.bank("graph").config)
@@ -50,8 +50,9 @@ def test_only_banks_whose_forward_is_shared_are_batched(start_server: StartServe
     # The same forward run through a batcher gives the same rows.
     bank = engine.bank("graph")
     options = SearchOptions(k=5, hops=2)
-    direct = engine.model("vector").query(keys[:3], BankMemorySource(bank), options)
-    batched = engine._batcher(bank, engine.model("vector")).submit(options, keys[:3], deadline=None)
+    model = engine.model("vector").served()
+    direct = model.query(keys[:3], BankMemorySource(bank), options)
+    batched = engine._batcher(bank, model).submit(options, keys[:3], deadline=None)
     np.testing.assert_array_equal(direct.readout, batched.readout)
     for response in responses:
         assert not isinstance(response, Exception)
@@ -75,6 +76,7 @@ def _answer(weights: np.ndarray) -> QueryAnswer:
         records={},
         bank_seq=1,
         model=VectorPassThroughModel().info,
+        model_version=1,
     )
 
 

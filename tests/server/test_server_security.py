@@ -117,7 +117,7 @@ def test_without_a_keys_file_auth_is_off(server: Running) -> None:
 
 def test_a_bad_keys_file_stops_startup(start_server: StartServer, tmp_path: Path) -> None:
     bad = tmp_path / "keys.json"
-    bad.write_text(json.dumps({"keys": [{"key": "x", "banks": ["*"], "rights": "admin"}]}))
+    bad.write_text(json.dumps({"keys": [{"key": "x", "banks": ["*"], "rights": "root"}]}))
     with pytest.raises(ValueError, match="rights"):
         start_server(api_keys_file=bad)
 

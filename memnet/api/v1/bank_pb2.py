@@ -22,43 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18memnet/api/v1/bank.proto\x12\rmemnet.api.v1\"\xba\x02\n\tIndexSpec\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.memnet.api.v1.IndexKind\x12\x13\n\x06hnsw_m\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x1c\n\x0f\x65\x66_construction\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x16\n\tef_search\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x12\n\x05nlist\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x13\n\x06nprobe\x18\x06 \x01(\rH\x04\x88\x01\x01\x12\x11\n\x04pq_m\x18\x07 \x01(\rH\x05\x88\x01\x01\x12\x15\n\x08pq_nbits\x18\x08 \x01(\rH\x06\x88\x01\x01\x12\x0f\n\x07\x66\x61\x63tory\x18\t \x01(\tB\t\n\x07_hnsw_mB\x12\n\x10_ef_constructionB\x0c\n\n_ef_searchB\x08\n\x06_nlistB\t\n\x07_nprobeB\x07\n\x05_pq_mB\x0b\n\t_pq_nbits\"\xfa\x01\n\x08\x42\x61nkSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07key_dim\x18\x03 \x01(\r\x12\x11\n\tvalue_dim\x18\x04 \x01(\r\x12%\n\x06metric\x18\x05 \x01(\x0e\x32\x15.memnet.api.v1.Metric\x12\'\n\x05index\x18\x06 \x01(\x0b\x32\x18.memnet.api.v1.IndexSpec\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\x04\x12\x36\n\x0f\x63\x61pacity_policy\x18\x08 \x01(\x0e\x32\x1d.memnet.api.v1.CapacityPolicy\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\"h\n\x04\x42\x61nk\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.memnet.api.v1.BankSpec\x12\x14\n\x0cmemory_count\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x11\n\tkey_space\x18\x04 \x01(\t\":\n\x11\x43reateBankRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.memnet.api.v1.BankSpec\"7\n\x12\x43reateBankResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank\"\x1e\n\x0eGetBankRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"4\n\x0fGetBankResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank\"\x12\n\x10ListBanksRequest\"7\n\x11ListBanksResponse\x12\"\n\x05\x62\x61nks\x18\x01 \x03(\x0b\x32\x13.memnet.api.v1.Bank\"!\n\x11\x44\x65leteBankRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteBankResponse*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x11\n\rMETRIC_COSINE\x10\x03*\x94\x01\n\tIndexKind\x12\x1a\n\x16INDEX_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_KIND_FLAT\x10\x01\x12\x13\n\x0fINDEX_KIND_HNSW\x10\x02\x12\x12\n\x0eINDEX_KIND_IVF\x10\x03\x12\x15\n\x11INDEX_KIND_IVF_PQ\x10\x04\x12\x16\n\x12INDEX_KIND_FACTORY\x10\x05*o\n\x0e\x43\x61pacityPolicy\x12\x1f\n\x1b\x43\x41PACITY_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41PACITY_POLICY_REJECT\x10\x01\x12 \n\x1c\x43\x41PACITY_POLICY_EVICT_OLDEST\x10\x02\x32\xcd\x02\n\x0b\x42\x61nkService\x12Q\n\nCreateBank\x12 .memnet.api.v1.CreateBankRequest\x1a!.memnet.api.v1.CreateBankResponse\x12H\n\x07GetBank\x12\x1d.memnet.api.v1.GetBankRequest\x1a\x1e.memnet.api.v1.GetBankResponse\x12N\n\tListBanks\x12\x1f.memnet.api.v1.ListBanksRequest\x1a .memnet.api.v1.ListBanksResponse\x12Q\n\nDeleteBank\x12 .memnet.api.v1.DeleteBankRequest\x1a!.memnet.api.v1.DeleteBankResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18memnet/api/v1/bank.proto\x12\rmemnet.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\tIndexSpec\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.memnet.api.v1.IndexKind\x12\x13\n\x06hnsw_m\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x1c\n\x0f\x65\x66_construction\x18\x03 \x01(\rH\x01\x88\x01\x01\x12\x16\n\tef_search\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x12\n\x05nlist\x18\x05 \x01(\rH\x03\x88\x01\x01\x12\x13\n\x06nprobe\x18\x06 \x01(\rH\x04\x88\x01\x01\x12\x11\n\x04pq_m\x18\x07 \x01(\rH\x05\x88\x01\x01\x12\x15\n\x08pq_nbits\x18\x08 \x01(\rH\x06\x88\x01\x01\x12\x0f\n\x07\x66\x61\x63tory\x18\t \x01(\tB\t\n\x07_hnsw_mB\x12\n\x10_ef_constructionB\x0c\n\n_ef_searchB\x08\n\x06_nlistB\t\n\x07_nprobeB\x07\n\x05_pq_mB\x0b\n\t_pq_nbits\"\xfa\x01\n\x08\x42\x61nkSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07key_dim\x18\x03 \x01(\r\x12\x11\n\tvalue_dim\x18\x04 \x01(\r\x12%\n\x06metric\x18\x05 \x01(\x0e\x32\x15.memnet.api.v1.Metric\x12\'\n\x05index\x18\x06 \x01(\x0b\x32\x18.memnet.api.v1.IndexSpec\x12\x10\n\x08\x63\x61pacity\x18\x07 \x01(\x04\x12\x36\n\x0f\x63\x61pacity_policy\x18\x08 \x01(\x0e\x32\x1d.memnet.api.v1.CapacityPolicy\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\"\xc9\x01\n\x04\x42\x61nk\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.memnet.api.v1.BankSpec\x12\x14\n\x0cmemory_count\x18\x02 \x01(\x04\x12\x10\n\x08last_seq\x18\x03 \x01(\x04\x12\x11\n\tkey_space\x18\x04 \x01(\t\x12\x15\n\rmodel_version\x18\x05 \x01(\r\x12\x19\n\x11model_fingerprint\x18\x06 \x01(\t\x12-\n\x07reindex\x18\x07 \x01(\x0b\x32\x1c.memnet.api.v1.ReindexStatus\"\xd1\x01\n\rReindexStatus\x12*\n\x05state\x18\x01 \x01(\x0e\x32\x1b.memnet.api.v1.ReindexState\x12\x0c\n\x04\x64one\x18\x02 \x01(\x04\x12\r\n\x05total\x18\x03 \x01(\x04\x12\x12\n\nrate_per_s\x18\x04 \x01(\x01\x12\x12\n\nfrom_model\x18\x05 \x01(\t\x12\x10\n\x08to_model\x18\x06 \x01(\t\x12\r\n\x05\x65rror\x18\x07 \x01(\t\x12.\n\nstarted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x12ReindexBankRequest\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\r\"8\n\x13ReindexBankResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank\"$\n\x14\x43\x61ncelReindexRequest\x12\x0c\n\x04\x62\x61nk\x18\x01 \x01(\t\":\n\x11\x43reateBankRequest\x12%\n\x04spec\x18\x01 \x01(\x0b\x32\x17.memnet.api.v1.BankSpec\"7\n\x12\x43reateBankResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank\"\x1e\n\x0eGetBankRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"4\n\x0fGetBankResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank\"\x12\n\x10ListBanksRequest\"7\n\x11ListBanksResponse\x12\"\n\x05\x62\x61nks\x18\x01 \x03(\x0b\x32\x13.memnet.api.v1.Bank\"!\n\x11\x44\x65leteBankRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteBankResponse\":\n\x15\x43\x61ncelReindexResponse\x12!\n\x04\x62\x61nk\x18\x01 \x01(\x0b\x32\x13.memnet.api.v1.Bank*\\\n\x06Metric\x12\x16\n\x12METRIC_UNSPECIFIED\x10\x00\x12\x18\n\x14METRIC_INNER_PRODUCT\x10\x01\x12\r\n\tMETRIC_L2\x10\x02\x12\x11\n\rMETRIC_COSINE\x10\x03*\x94\x01\n\tIndexKind\x12\x1a\n\x16INDEX_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINDEX_KIND_FLAT\x10\x01\x12\x13\n\x0fINDEX_KIND_HNSW\x10\x02\x12\x12\n\x0eINDEX_KIND_IVF\x10\x03\x12\x15\n\x11INDEX_KIND_IVF_PQ\x10\x04\x12\x16\n\x12INDEX_KIND_FACTORY\x10\x05*o\n\x0e\x43\x61pacityPolicy\x12\x1f\n\x1b\x43\x41PACITY_POLICY_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43\x41PACITY_POLICY_REJECT\x10\x01\x12 \n\x1c\x43\x41PACITY_POLICY_EVICT_OLDEST\x10\x02*\x95\x01\n\x0cReindexState\x12\x1d\n\x19REINDEX_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12REINDEX_STATE_IDLE\x10\x01\x12\x1c\n\x18REINDEX_STATE_REINDEXING\x10\x02\x12\x18\n\x14REINDEX_STATE_FAILED\x10\x03\x12\x16\n\x12REINDEX_STATE_DONE\x10\x04\x32\xff\x03\n\x0b\x42\x61nkService\x12Q\n\nCreateBank\x12 .memnet.api.v1.CreateBankRequest\x1a!.memnet.api.v1.CreateBankResponse\x12H\n\x07GetBank\x12\x1d.memnet.api.v1.GetBankRequest\x1a\x1e.memnet.api.v1.GetBankResponse\x12N\n\tListBanks\x12\x1f.memnet.api.v1.ListBanksRequest\x1a .memnet.api.v1.ListBanksResponse\x12Q\n\nDeleteBank\x12 .memnet.api.v1.DeleteBankRequest\x1a!.memnet.api.v1.DeleteBankResponse\x12T\n\x0bReindexBank\x12!.memnet.api.v1.ReindexBankRequest\x1a\".memnet.api.v1.ReindexBankResponse\x12Z\n\rCancelReindex\x12#.memnet.api.v1.CancelReindexRequest\x1a$.memnet.api.v1.CancelReindexResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memnet.api.v1.bank_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_METRIC']._serialized_start=1056
-  _globals['_METRIC']._serialized_end=1148
-  _globals['_INDEXKIND']._serialized_start=1151
-  _globals['_INDEXKIND']._serialized_end=1299
-  _globals['_CAPACITYPOLICY']._serialized_start=1301
-  _globals['_CAPACITYPOLICY']._serialized_end=1412
-  _globals['_INDEXSPEC']._serialized_start=44
-  _globals['_INDEXSPEC']._serialized_end=358
-  _globals['_BANKSPEC']._serialized_start=361
-  _globals['_BANKSPEC']._serialized_end=611
-  _globals['_BANK']._serialized_start=613
-  _globals['_BANK']._serialized_end=717
-  _globals['_CREATEBANKREQUEST']._serialized_start=719
-  _globals['_CREATEBANKREQUEST']._serialized_end=777
-  _globals['_CREATEBANKRESPONSE']._serialized_start=779
-  _globals['_CREATEBANKRESPONSE']._serialized_end=834
-  _globals['_GETBANKREQUEST']._serialized_start=836
-  _globals['_GETBANKREQUEST']._serialized_end=866
-  _globals['_GETBANKRESPONSE']._serialized_start=868
-  _globals['_GETBANKRESPONSE']._serialized_end=920
-  _globals['_LISTBANKSREQUEST']._serialized_start=922
-  _globals['_LISTBANKSREQUEST']._serialized_end=940
-  _globals['_LISTBANKSRESPONSE']._serialized_start=942
-  _globals['_LISTBANKSRESPONSE']._serialized_end=997
-  _globals['_DELETEBANKREQUEST']._serialized_start=999
-  _globals['_DELETEBANKREQUEST']._serialized_end=1032
-  _globals['_DELETEBANKRESPONSE']._serialized_start=1034
-  _globals['_DELETEBANKRESPONSE']._serialized_end=1054
-  _globals['_BANKSERVICE']._serialized_start=1415
-  _globals['_BANKSERVICE']._serialized_end=1748
+  _globals['_METRIC']._serialized_start=1623
+  _globals['_METRIC']._serialized_end=1715
+  _globals['_INDEXKIND']._serialized_start=1718
+  _globals['_INDEXKIND']._serialized_end=1866
+  _globals['_CAPACITYPOLICY']._serialized_start=1868
+  _globals['_CAPACITYPOLICY']._serialized_end=1979
+  _globals['_REINDEXSTATE']._serialized_start=1982
+  _globals['_REINDEXSTATE']._serialized_end=2131
+  _globals['_INDEXSPEC']._serialized_start=77
+  _globals['_INDEXSPEC']._serialized_end=391
+  _globals['_BANKSPEC']._serialized_start=394
+  _globals['_BANKSPEC']._serialized_end=644
+  _globals['_BANK']._serialized_start=647
+  _globals['_BANK']._serialized_end=848
+  _globals['_REINDEXSTATUS']._serialized_start=851
+  _globals['_REINDEXSTATUS']._serialized_end=1060
+  _globals['_REINDEXBANKREQUEST']._serialized_start=1062
+  _globals['_REINDEXBANKREQUEST']._serialized_end=1128
+  _globals['_REINDEXBANKRESPONSE']._serialized_start=1130
+  _globals['_REINDEXBANKRESPONSE']._serialized_end=1186
+  _globals['_CANCELREINDEXREQUEST']._serialized_start=1188
+  _globals['_CANCELREINDEXREQUEST']._serialized_end=1224
+  _globals['_CREATEBANKREQUEST']._serialized_start=1226
+  _globals['_CREATEBANKREQUEST']._serialized_end=1284
+  _globals['_CREATEBANKRESPONSE']._serialized_start=1286
+  _globals['_CREATEBANKRESPONSE']._serialized_end=1341
+  _globals['_GETBANKREQUEST']._serialized_start=1343
+  _globals['_GETBANKREQUEST']._serialized_end=1373
+  _globals['_GETBANKRESPONSE']._serialized_start=1375
+  _globals['_GETBANKRESPONSE']._serialized_end=1427
+  _globals['_LISTBANKSREQUEST']._serialized_start=1429
+  _globals['_LISTBANKSREQUEST']._serialized_end=1447
+  _globals['_LISTBANKSRESPONSE']._serialized_start=1449
+  _globals['_LISTBANKSRESPONSE']._serialized_end=1504
+  _globals['_DELETEBANKREQUEST']._serialized_start=1506
+  _globals['_DELETEBANKREQUEST']._serialized_end=1539
+  _globals['_DELETEBANKRESPONSE']._serialized_start=1541
+  _globals['_DELETEBANKRESPONSE']._serialized_end=1561
+  _globals['_CANCELREINDEXRESPONSE']._serialized_start=1563
+  _globals['_CANCELREINDEXRESPONSE']._serialized_end=1621
+  _globals['_BANKSERVICE']._serialized_start=2134
+  _globals['_BANKSERVICE']._serialized_end=2645
 # @@protoc_insertion_point(module_scope)

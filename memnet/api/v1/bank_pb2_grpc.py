@@ -55,6 +55,16 @@ class BankServiceStub:
                 request_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankRequest.SerializeToString,
                 response_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankResponse.FromString,
                 _registered_method=True)
+        self.ReindexBank = channel.unary_unary(
+                '/memnet.api.v1.BankService/ReindexBank',
+                request_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankRequest.SerializeToString,
+                response_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankResponse.FromString,
+                _registered_method=True)
+        self.CancelReindex = channel.unary_unary(
+                '/memnet.api.v1.BankService/CancelReindex',
+                request_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexRequest.SerializeToString,
+                response_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexResponse.FromString,
+                _registered_method=True)
 
 
 class BankServiceServicer:
@@ -89,6 +99,22 @@ class BankServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReindexBank(self, request, context):
+        """Re-encodes every memory of a text bank with another model version, in the
+        background; the bank keeps serving the old version until the atomic switch.
+        GetBank shows the progress. Needs the admin right when API keys are on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelReindex(self, request, context):
+        """Stops a running reindex; the bank stays on its current version.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BankServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +137,16 @@ def add_BankServiceServicer_to_server(servicer, server):
                     servicer.DeleteBank,
                     request_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankRequest.FromString,
                     response_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankResponse.SerializeToString,
+            ),
+            'ReindexBank': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReindexBank,
+                    request_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankRequest.FromString,
+                    response_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankResponse.SerializeToString,
+            ),
+            'CancelReindex': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelReindex,
+                    request_deserializer=memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexRequest.FromString,
+                    response_serializer=memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +258,60 @@ class BankService:
             '/memnet.api.v1.BankService/DeleteBank',
             memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankRequest.SerializeToString,
             memnet_dot_api_dot_v1_dot_bank__pb2.DeleteBankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReindexBank(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memnet.api.v1.BankService/ReindexBank',
+            memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankRequest.SerializeToString,
+            memnet_dot_api_dot_v1_dot_bank__pb2.ReindexBankResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelReindex(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memnet.api.v1.BankService/CancelReindex',
+            memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexRequest.SerializeToString,
+            memnet_dot_api_dot_v1_dot_bank__pb2.CancelReindexResponse.FromString,
             options,
             channel_credentials,
             insecure,

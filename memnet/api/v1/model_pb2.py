@@ -22,29 +22,56 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from memnet.api.v1 import bank_pb2 as memnet_dot_api_dot_v1_dot_bank__pb2
 from memnet.api.v1 import query_pb2 as memnet_dot_api_dot_v1_dot_query__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19memnet/api/v1/model.proto\x12\rmemnet.api.v1\x1a\x18memnet/api/v1/bank.proto\x1a\x19memnet/api/v1/query.proto\"\xff\x02\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\ninput_kind\x18\x03 \x01(\x0e\x32\x18.memnet.api.v1.InputKind\x12\x0f\n\x07key_dim\x18\x04 \x01(\r\x12\x11\n\tvalue_dim\x18\x05 \x01(\r\x12\x14\n\x0c\x64\x65\x66\x61ult_hops\x18\x06 \x01(\r\x12\x10\n\x08max_hops\x18\x07 \x01(\r\x12%\n\x06metric\x18\x08 \x01(\x0e\x32\x15.memnet.api.v1.Metric\x12\x0f\n\x07scoring\x18\t \x01(\t\x12\r\n\x05heads\x18\n \x01(\r\x12\x35\n\x0f\x61ttention_modes\x18\x0b \x03(\x0e\x32\x1c.memnet.api.v1.AttentionMode\x12\x12\n\nvocab_size\x18\x0c \x01(\r\x12\x19\n\x11\x61nswer_vocabulary\x18\r \x03(\t\x12\x18\n\x10temporal_buckets\x18\x0e \x01(\r\x12\x12\n\nis_default\x18\x0f \x01(\x08\"\x13\n\x11ListModelsRequest\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.memnet.api.v1.Model\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x10GetModelResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.memnet.api.v1.Model*S\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINPUT_KIND_TEXT\x10\x01\x12\x15\n\x11INPUT_KIND_VECTOR\x10\x02\x32\xae\x01\n\x0cModelService\x12Q\n\nListModels\x12 .memnet.api.v1.ListModelsRequest\x1a!.memnet.api.v1.ListModelsResponse\x12K\n\x08GetModel\x12\x1e.memnet.api.v1.GetModelRequest\x1a\x1f.memnet.api.v1.GetModelResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19memnet/api/v1/model.proto\x12\rmemnet.api.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x18memnet/api/v1/bank.proto\x1a\x19memnet/api/v1/query.proto\"\xb3\x01\n\x0cModelVersion\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12/\n\x05state\x18\x03 \x01(\x0e\x32 .memnet.api.v1.ModelVersionState\x12\r\n\x05\x65rror\x18\x04 \x01(\t\x12\x0e\n\x06source\x18\x05 \x01(\t\x12-\n\tloaded_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xfc\x03\n\x05Model\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12,\n\ninput_kind\x18\x03 \x01(\x0e\x32\x18.memnet.api.v1.InputKind\x12\x0f\n\x07key_dim\x18\x04 \x01(\r\x12\x11\n\tvalue_dim\x18\x05 \x01(\r\x12\x14\n\x0c\x64\x65\x66\x61ult_hops\x18\x06 \x01(\r\x12\x10\n\x08max_hops\x18\x07 \x01(\r\x12%\n\x06metric\x18\x08 \x01(\x0e\x32\x15.memnet.api.v1.Metric\x12\x0f\n\x07scoring\x18\t \x01(\t\x12\r\n\x05heads\x18\n \x01(\r\x12\x35\n\x0f\x61ttention_modes\x18\x0b \x03(\x0e\x32\x1c.memnet.api.v1.AttentionMode\x12\x12\n\nvocab_size\x18\x0c \x01(\r\x12\x19\n\x11\x61nswer_vocabulary\x18\r \x03(\t\x12\x18\n\x10temporal_buckets\x18\x0e \x01(\r\x12\x12\n\nis_default\x18\x0f \x01(\x08\x12&\n\x04\x63\x61rd\x18\x10 \x01(\x0b\x32\x18.memnet.api.v1.ModelCard\x12\x0f\n\x07version\x18\x11 \x01(\r\x12\x13\n\x0b\x66ingerprint\x18\x12 \x01(\t\x12-\n\x08versions\x18\x13 \x03(\x0b\x32\x1b.memnet.api.v1.ModelVersion\"<\n\x08\x44\x61taFile\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x04\"\x9a\x01\n\nEvalResult\x12\r\n\x05split\x18\x01 \x01(\t\x12\x16\n\x0emean_error_pct\x18\x02 \x01(\x01\x12\x14\n\x0c\x66\x61iled_tasks\x18\x03 \x01(\r\x12\r\n\x05tasks\x18\x04 \x01(\r\x12\x11\n\tquestions\x18\x05 \x01(\r\x12\x18\n\x10\x64\x61ta_fingerprint\x18\x06 \x01(\t\x12\x13\n\x0bmeasured_at\x18\x07 \x01(\t\"\xb2\x03\n\tModelCard\x12\x0f\n\x07\x63ommand\x18\x01 \x01(\t\x12\x38\n\x08settings\x18\x02 \x03(\x0b\x32&.memnet.api.v1.ModelCard.SettingsEntry\x12+\n\ndata_files\x18\x03 \x03(\x0b\x32\x17.memnet.api.v1.DataFile\x12\x18\n\x10\x64\x61ta_fingerprint\x18\x04 \x01(\t\x12?\n\x0c\x64\x61ta_summary\x18\x05 \x03(\x0b\x32).memnet.api.v1.ModelCard.DataSummaryEntry\x12*\n\x07results\x18\x06 \x03(\x0b\x32\x19.memnet.api.v1.EvalResult\x12\x15\n\rtrain_seconds\x18\x07 \x01(\x01\x12\x12\n\ntrained_at\x18\x08 \x01(\t\x12\x16\n\x0ememnet_version\x18\t \x01(\t\x1a/\n\rSettingsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x44\x61taSummaryEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x13\n\x11ListModelsRequest\":\n\x12ListModelsResponse\x12$\n\x06models\x18\x01 \x03(\x0b\x32\x14.memnet.api.v1.Model\"\x1f\n\x0fGetModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"7\n\x10GetModelResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.memnet.api.v1.Model\" \n\x10LoadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"g\n\x11LoadModelResponse\x12,\n\x07\x63hanged\x18\x01 \x03(\x0b\x32\x1b.memnet.api.v1.ModelVersion\x12$\n\x06models\x18\x02 \x03(\x0b\x32\x14.memnet.api.v1.Model\"3\n\x12UnloadModelRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\r\"\x15\n\x13UnloadModelResponse*w\n\x11ModelVersionState\x12#\n\x1fMODEL_VERSION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19MODEL_VERSION_STATE_READY\x10\x01\x12\x1e\n\x1aMODEL_VERSION_STATE_FAILED\x10\x02*S\n\tInputKind\x12\x1a\n\x16INPUT_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fINPUT_KIND_TEXT\x10\x01\x12\x15\n\x11INPUT_KIND_VECTOR\x10\x02\x32\xd4\x02\n\x0cModelService\x12Q\n\nListModels\x12 .memnet.api.v1.ListModelsRequest\x1a!.memnet.api.v1.ListModelsResponse\x12K\n\x08GetModel\x12\x1e.memnet.api.v1.GetModelRequest\x1a\x1f.memnet.api.v1.GetModelResponse\x12N\n\tLoadModel\x12\x1f.memnet.api.v1.LoadModelRequest\x1a .memnet.api.v1.LoadModelResponse\x12T\n\x0bUnloadModel\x12!.memnet.api.v1.UnloadModelRequest\x1a\".memnet.api.v1.UnloadModelResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'memnet.api.v1.model_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INPUTKIND']._serialized_start=654
-  _globals['_INPUTKIND']._serialized_end=737
-  _globals['_MODEL']._serialized_start=98
-  _globals['_MODEL']._serialized_end=481
-  _globals['_LISTMODELSREQUEST']._serialized_start=483
-  _globals['_LISTMODELSREQUEST']._serialized_end=502
-  _globals['_LISTMODELSRESPONSE']._serialized_start=504
-  _globals['_LISTMODELSRESPONSE']._serialized_end=562
-  _globals['_GETMODELREQUEST']._serialized_start=564
-  _globals['_GETMODELREQUEST']._serialized_end=595
-  _globals['_GETMODELRESPONSE']._serialized_start=597
-  _globals['_GETMODELRESPONSE']._serialized_end=652
-  _globals['_MODELSERVICE']._serialized_start=740
-  _globals['_MODELSERVICE']._serialized_end=914
+  _globals['_MODELCARD_SETTINGSENTRY']._loaded_options = None
+  _globals['_MODELCARD_SETTINGSENTRY']._serialized_options = b'8\001'
+  _globals['_MODELCARD_DATASUMMARYENTRY']._loaded_options = None
+  _globals['_MODELCARD_DATASUMMARYENTRY']._serialized_options = b'8\001'
+  _globals['_MODELVERSIONSTATE']._serialized_start=1865
+  _globals['_MODELVERSIONSTATE']._serialized_end=1984
+  _globals['_INPUTKIND']._serialized_start=1986
+  _globals['_INPUTKIND']._serialized_end=2069
+  _globals['_MODELVERSION']._serialized_start=131
+  _globals['_MODELVERSION']._serialized_end=310
+  _globals['_MODEL']._serialized_start=313
+  _globals['_MODEL']._serialized_end=821
+  _globals['_DATAFILE']._serialized_start=823
+  _globals['_DATAFILE']._serialized_end=883
+  _globals['_EVALRESULT']._serialized_start=886
+  _globals['_EVALRESULT']._serialized_end=1040
+  _globals['_MODELCARD']._serialized_start=1043
+  _globals['_MODELCARD']._serialized_end=1477
+  _globals['_MODELCARD_SETTINGSENTRY']._serialized_start=1378
+  _globals['_MODELCARD_SETTINGSENTRY']._serialized_end=1425
+  _globals['_MODELCARD_DATASUMMARYENTRY']._serialized_start=1427
+  _globals['_MODELCARD_DATASUMMARYENTRY']._serialized_end=1477
+  _globals['_LISTMODELSREQUEST']._serialized_start=1479
+  _globals['_LISTMODELSREQUEST']._serialized_end=1498
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1500
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1558
+  _globals['_GETMODELREQUEST']._serialized_start=1560
+  _globals['_GETMODELREQUEST']._serialized_end=1591
+  _globals['_GETMODELRESPONSE']._serialized_start=1593
+  _globals['_GETMODELRESPONSE']._serialized_end=1648
+  _globals['_LOADMODELREQUEST']._serialized_start=1650
+  _globals['_LOADMODELREQUEST']._serialized_end=1682
+  _globals['_LOADMODELRESPONSE']._serialized_start=1684
+  _globals['_LOADMODELRESPONSE']._serialized_end=1787
+  _globals['_UNLOADMODELREQUEST']._serialized_start=1789
+  _globals['_UNLOADMODELREQUEST']._serialized_end=1840
+  _globals['_UNLOADMODELRESPONSE']._serialized_start=1842
+  _globals['_UNLOADMODELRESPONSE']._serialized_end=1863
+  _globals['_MODELSERVICE']._serialized_start=2072
+  _globals['_MODELSERVICE']._serialized_end=2412
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class ModelServiceStub:
-    """Lists and describes the models the server can attach to banks.
+    """Lists and describes the models the server can attach to banks, and loads or
+    unloads their versions without a restart.
     """
 
     def __init__(self, channel):
@@ -45,10 +46,21 @@ class ModelServiceStub:
                 request_serializer=memnet_dot_api_dot_v1_dot_model__pb2.GetModelRequest.SerializeToString,
                 response_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.GetModelResponse.FromString,
                 _registered_method=True)
+        self.LoadModel = channel.unary_unary(
+                '/memnet.api.v1.ModelService/LoadModel',
+                request_serializer=memnet_dot_api_dot_v1_dot_model__pb2.LoadModelRequest.SerializeToString,
+                response_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.LoadModelResponse.FromString,
+                _registered_method=True)
+        self.UnloadModel = channel.unary_unary(
+                '/memnet.api.v1.ModelService/UnloadModel',
+                request_serializer=memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelRequest.SerializeToString,
+                response_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
-    """Lists and describes the models the server can attach to banks.
+    """Lists and describes the models the server can attach to banks, and loads or
+    unloads their versions without a restart.
     """
 
     def ListModels(self, request, context):
@@ -58,7 +70,24 @@ class ModelServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetModel(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Describes one model: NAME (its latest ready version) or NAME@VERSION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LoadModel(self, request, context):
+        """Scans the models directory now and loads new or replaced checkpoints (of one model,
+        or all). Needs the admin right when API keys are on.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnloadModel(self, request, context):
+        """Forgets one version. FAILED_PRECONDITION, naming the banks, while banks use it.
+        Needs the admin right when API keys are on.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -76,6 +105,16 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     request_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.GetModelRequest.FromString,
                     response_serializer=memnet_dot_api_dot_v1_dot_model__pb2.GetModelResponse.SerializeToString,
             ),
+            'LoadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.LoadModel,
+                    request_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.LoadModelRequest.FromString,
+                    response_serializer=memnet_dot_api_dot_v1_dot_model__pb2.LoadModelResponse.SerializeToString,
+            ),
+            'UnloadModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnloadModel,
+                    request_deserializer=memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelRequest.FromString,
+                    response_serializer=memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'memnet.api.v1.ModelService', rpc_method_handlers)
@@ -85,7 +124,8 @@ def add_ModelServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class ModelService:
-    """Lists and describes the models the server can attach to banks.
+    """Lists and describes the models the server can attach to banks, and loads or
+    unloads their versions without a restart.
     """
 
     @staticmethod
@@ -132,6 +172,60 @@ class ModelService:
             '/memnet.api.v1.ModelService/GetModel',
             memnet_dot_api_dot_v1_dot_model__pb2.GetModelRequest.SerializeToString,
             memnet_dot_api_dot_v1_dot_model__pb2.GetModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LoadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memnet.api.v1.ModelService/LoadModel',
+            memnet_dot_api_dot_v1_dot_model__pb2.LoadModelRequest.SerializeToString,
+            memnet_dot_api_dot_v1_dot_model__pb2.LoadModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UnloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/memnet.api.v1.ModelService/UnloadModel',
+            memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelRequest.SerializeToString,
+            memnet_dot_api_dot_v1_dot_model__pb2.UnloadModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

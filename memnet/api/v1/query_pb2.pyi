@@ -131,13 +131,15 @@ class QueryArrays(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ..., scores: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., tail_weights: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., readouts: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., answers: _Optional[_Iterable[str]] = ..., probabilities: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., unknown_words: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class QueryResponse(_message.Message):
-    __slots__ = ("results", "model", "bank_seq", "arrays")
+    __slots__ = ("results", "model", "bank_seq", "arrays", "model_version")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     BANK_SEQ_FIELD_NUMBER: _ClassVar[int]
     ARRAYS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_VERSION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[QueryResult]
     model: str
     bank_seq: int
     arrays: QueryArrays
-    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., model: _Optional[str] = ..., bank_seq: _Optional[int] = ..., arrays: _Optional[_Union[QueryArrays, _Mapping]] = ...) -> None: ...
+    model_version: int
+    def __init__(self, results: _Optional[_Iterable[_Union[QueryResult, _Mapping]]] = ..., model: _Optional[str] = ..., bank_seq: _Optional[int] = ..., arrays: _Optional[_Union[QueryArrays, _Mapping]] = ..., model_version: _Optional[int] = ...) -> None: ...

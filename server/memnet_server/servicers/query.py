@@ -232,7 +232,10 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         )
         if as_arrays:
             return query_pb2.QueryResponse(
-                arrays=encode_arrays(answer), model=answer.model.name, bank_seq=answer.bank_seq
+                arrays=encode_arrays(answer),
+                model=answer.model.name,
+                model_version=answer.model_version,
+                bank_seq=answer.bank_seq,
             )
         rows = answer.output.readout.shape[0]
         orders = weight_orders(answer)
@@ -248,5 +251,6 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 for row in range(rows)
             ],
             model=answer.model.name,
+            model_version=answer.model_version,
             bank_seq=answer.bank_seq,
         )

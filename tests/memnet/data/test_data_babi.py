@@ -70,10 +70,12 @@ def test_tensors_put_the_newest_statement_in_slot_0_and_map_supporting_facts() -
     assert t.lengths.tolist() == [4, 4, 1]  # only the 4 most recent statements are kept
     newest = [vocab.words[i] for i in t.stories[1, 0].tolist() if i]
     assert newest == ["john", "got", "the", "milk", "there"]
+    # One column per supporting fact of the question that has the most (here 2).
     # Question 2: fact 12 is the second newest (slot 1); fact 6 fell out of the window.
-    assert t.support[1].tolist() == [1, -1, -1]
+    assert t.support[1].tolist() == [1, -1]
     # Question 1 keeps lines 6, 5, 4, 3: fact 3 is in slot 3, fact 6 (the newest) in slot 0.
-    assert t.support[0].tolist() == [3, 0, -1]
+    assert t.support[0].tolist() == [3, 0]
+    assert t.support[2].tolist() == [0, -1]
     assert t.memory_mask[2].tolist() == [True, False, False, False]
     assert answers.words[int(t.answers[2])] == "kitchen"
 

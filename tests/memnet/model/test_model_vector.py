@@ -1,19 +1,16 @@
-"""The pass-through vector model and the model registry."""
+"""The pass-through vector model."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
-from model_support import ArraySource, tiny_checkpoint
+from model_support import ArraySource
 
 from memnet.core.search_options import SearchOptions
-from memnet.errors import FailedPrecondition, InvalidArgument, NotFound
-from memnet.model.checkpoint import save_checkpoint
+from memnet.errors import FailedPrecondition, InvalidArgument
 from memnet.serving.contract import AttentionMode, InputKind
-from memnet.serving.registry import DEFAULT_MODEL, ModelRegistry
 from memnet.serving.vector_model import VectorPassThroughModel, softmax
 from memnet.store.types import SearchResult
 
@@ -51,29 +48,6 @@ def test_vector_model_needs_equal_dims_for_several_hops() -> None:
     with pytest.raises(FailedPrecondition):
         model.encode_memories(["text"])
     assert model.info.input_kind is InputKind.VECTOR and model.info.key_dim is None
-
-
-def test_registry(tmp_path: Path) -> None:
-    save_checkpoint(tmp_path / "tiny.pt", tiny_checkpoint())
-    registry = ModelRegistry.load_default(tmp_path)
-    assert registry.default_name == "vector"  # no babi-joint in this directory
-    assert [m.info.name for m in registry.models()] == ["tiny-layerwise", "vector"]
-    with pytest.raises(NotFound) as e:
-        registry.get("nope")
-    assert e.value.field == "model"
-    info = registry.add_checkpoint(tmp_path / "tiny.pt", name="other")
-    assert info.name == "other" and registry.get("other").info.input_kind is InputKind.TEXT
-    save_checkpoint(tmp_path / "adj.pt", tiny_checkpoint(tying="adjacent"))
-    with pytest.raises(FailedPrecondition):
-        registry.add_checkpoint(tmp_path / "adj.pt")
-
-
-def test_shipped_registry_serves_babi_joint() -> None:
-    registry = ModelRegistry.load_default()
-    assert registry.default_name == DEFAULT_MODEL
-    model = registry.get(DEFAULT_MODEL)
-    assert registry.get("vector").info.input_kind is InputKind.VECTOR
-    assert model.info.input_kind is InputKind.TEXT and "garden" in model.info.answer_vocab
 
 
 def _softmax64(

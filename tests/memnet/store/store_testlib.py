@@ -1,12 +1,41 @@
-"""Shared helpers of the store tests: seeded clustered data and a brute-force oracle."""
+"""Shared helpers of the store tests: seeded clustered data, a brute-force oracle, and
+the store backends the contract tests run against (``Backend``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from memnet.store import BankConfig, IndexSpec, MemoryBatch, MemoryStore, Metric, StoreSettings
+from memnet.store import (
+    BankConfig,
+    IndexSpec,
+    MemoryBatch,
+    MemoryStore,
+    Metric,
+    StoreSettings,
+    logstate,
+)
+from memnet.store.frames import MAGIC
+from memnet.store.interface import BankStore
+
+FAISS, MILVUS = "faiss", "milvus"
+
+
+@dataclass
+class Backend:
+    """One store backend under test: ``open(**StoreSettings fields)`` opens a store over
+    the same data each time (a second ``open`` after ``close`` is a reopen)."""
+
+    name: str
+    open: Callable[..., BankStore]
+
+    @property
+    def faiss(self) -> bool:
+        """FAISS-only assertions (log, snapshots, slots) run when this is True."""
+        return self.name == FAISS
 
 
 def clustered(
@@ -47,3 +76,11 @@ def make_bank_config(
 ) -> BankConfig:
     index = kw.pop("index", IndexSpec())
     return BankConfig(name=name, key_dim=key_dim, value_dim=value_dim, index=index, **kw)  # type: ignore[arg-type]
+
+
+def as_after_a_kill(bank_dir: Path) -> None:
+    """Make ``log-state.json`` say what a killed process leaves: the active log was known
+    to be fsynced only as far as its header (as when the bank was created or opened)."""
+    state = logstate.read(bank_dir)
+    assert state is not None
+    logstate.write(bank_dir, logstate.LogState(state.log, state.created_ns, len(MAGIC)))

@@ -122,22 +122,22 @@ _RESNAPSHOT_THEN_DIE = """
 import os, sys
 from pathlib import Path
 import numpy as np
-from memnet.store import MemoryBatch, MemoryStore
-from memnet.store import snapshot
+from memnet.store import MemoryBatch, MemoryStore, fs
 from memnet.store.types import BankConfig
 store = MemoryStore(Path(sys.argv[1]))
 bank = store.create_bank(BankConfig(name="b", key_dim=4, value_dim=4))
 keys = np.ones((5, 4), np.float32)
 bank.write(MemoryBatch(keys=keys, values=keys, ids=[f"m{i}" for i in range(5)]))
 bank.snapshot()
-die_at, real_rename, calls = int(sys.argv[2]), os.rename, []
-def rename(src, dst):
-    calls.append(dst)
-    if len(calls) == die_at:
-        os._exit(9)
-    real_rename(src, dst)
-snapshot.os.rename = rename
-bank.snapshot()  # the same seq again
+die_at, calls = int(sys.argv[2]), []
+class DyingAtRename(fs.FileSystem):
+    def rename(self, src, dst):
+        calls.append(dst)
+        if len(calls) == die_at:
+            os._exit(9)
+        super().rename(src, dst)
+with fs.installed(DyingAtRename()):
+    bank.snapshot()  # the same seq again
 os._exit(0)
 """
 

@@ -14,7 +14,7 @@ import pytest
 from store_testlib import make_bank_config, open_store
 
 from memnet.errors import ResourceExhausted
-from memnet.store import Bank, MemoryBatch, MemoryStore
+from memnet.store import Bank, MemoryBatch, MemoryStore, fs
 from memnet.store import recovery as recovery_module
 from memnet.store import snapshot as snap
 
@@ -31,6 +31,28 @@ def _fail_with(code: int) -> Callable[..., Any]:
         raise OSError(code, os.strerror(code))
 
     return fail
+
+
+class _FullAtIndexFsync(fs.FileSystem):
+    """The disk fills up when a snapshot's index file is fsynced."""
+
+    def __init__(self) -> None:
+        self._index_fds: set[int] = set()
+
+    def open(self, path: Path, flags: int, mode: int = 0o644) -> int:
+        fd = super().open(path, flags, mode)
+        if Path(path).name == snap.INDEX_FILE:
+            self._index_fds.add(fd)
+        return fd
+
+    def fsync(self, fd: int) -> None:
+        if fd in self._index_fds:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        super().fsync(fd)
+
+    def close(self, fd: int) -> None:
+        self._index_fds.discard(fd)
+        super().close(fd)
 
 
 def _bank(store: MemoryStore, name: str = "b") -> Bank:
@@ -103,11 +125,9 @@ def test_a_snapshot_on_a_full_disk_is_resource_exhausted_and_removes_its_temp_di
         bank = _bank(store)
         bank.snapshot()
         bank.write(_batch("more", 4))
-        monkeypatch.setattr(snap, "_fsync_file", _fail_with(errno.ENOSPC))
-        with pytest.raises(ResourceExhausted) as caught:
+        with fs.installed(_FullAtIndexFsync()), pytest.raises(ResourceExhausted) as caught:
             bank.snapshot()
         assert caught.value.field == "disk"
-        monkeypatch.undo()
         bank_dir = tmp_path / "banks" / "b"
         assert not list(bank_dir.glob("tmp-*"))
         assert [p.name for p in bank_dir.glob("snapshot-*")] == [f"snapshot-{10:020d}"]
@@ -122,9 +142,8 @@ def test_closing_on_a_full_disk_closes_the_log_and_releases_every_lock(
     store = open_store(tmp_path)
     _bank(store, "b1")
     _bank(store, "b2")
-    monkeypatch.setattr(snap, "_fsync_file", _fail_with(errno.ENOSPC))
-    store.close()  # both snapshots fail; neither stops the close
-    monkeypatch.undo()
+    with fs.installed(_FullAtIndexFsync()):
+        store.close()  # both snapshots fail; neither stops the close
     assert sum("snapshot on close failed" in r.getMessage() for r in caplog.records) == 2
     for name in ("b1", "b2"):
         assert not list((tmp_path / "banks" / name).glob("tmp-*"))

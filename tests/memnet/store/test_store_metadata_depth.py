@@ -3,12 +3,12 @@ without recursion (5,000 levels used to raise RecursionError)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from contextlib import closing
 from typing import Any
 
 import numpy as np
 import pytest
-from store_testlib import make_bank_config, open_store
+from store_testlib import Backend, make_bank_config
 
 from memnet.core.json_values import MAX_JSON_DEPTH
 from memnet.errors import InvalidArgument
@@ -33,8 +33,8 @@ def _write(bank: Any, metadata: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5000])
 @pytest.mark.parametrize("arrays", [False, True])
-def test_deep_metadata_is_invalid_argument(tmp_path: Path, depth: int, arrays: bool) -> None:
-    with open_store(tmp_path) as store:
+def test_deep_metadata_is_invalid_argument(backend: Backend, depth: int, arrays: bool) -> None:
+    with closing(backend.open()) as store:
         bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
         with pytest.raises(InvalidArgument) as caught:
             _write(bank, _nested(depth, arrays=arrays))
@@ -46,8 +46,8 @@ def test_deep_metadata_is_invalid_argument(tmp_path: Path, depth: int, arrays: b
         assert caught.value.field == "metadata_filter"
 
 
-def test_metadata_at_the_depth_limit_is_stored(tmp_path: Path) -> None:
-    with open_store(tmp_path) as store:
+def test_metadata_at_the_depth_limit_is_stored(backend: Backend) -> None:
+    with closing(backend.open()) as store:
         bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
         metadata = _nested(MAX_JSON_DEPTH)
         _write(bank, metadata)
@@ -55,10 +55,10 @@ def test_metadata_at_the_depth_limit_is_stored(tmp_path: Path) -> None:
         assert record is not None and record.metadata == metadata
 
 
-def test_self_referencing_metadata_is_invalid_argument(tmp_path: Path) -> None:
+def test_self_referencing_metadata_is_invalid_argument(backend: Backend) -> None:
     cyclic: dict[str, Any] = {}
     cyclic["self"] = cyclic
-    with open_store(tmp_path) as store:
+    with closing(backend.open()) as store:
         bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
         with pytest.raises(InvalidArgument):
             _write(bank, cyclic)

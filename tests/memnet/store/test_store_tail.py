@@ -1,4 +1,5 @@
-"""Softmax tail estimates: a bank's search with tail_samples, read by the vector model."""
+"""Softmax tail estimates: a bank's search with tail_samples, read by the vector model
+(on every backend; the sampled estimate of a large bank on FAISS only)."""
 
 from __future__ import annotations
 
@@ -6,20 +7,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_testlib import make_bank_config, open_store
+from store_testlib import Backend, make_bank_config, open_store
 
 from memnet.core.search_options import MetadataFilter, SearchOptions
 from memnet.errors import InvalidArgument
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import AttentionMode
 from memnet.serving.vector_model import VectorPassThroughModel
-from memnet.store import Bank, IndexKind, IndexSpec, MemoryBatch, Metric
+from memnet.store import IndexKind, IndexSpec, MemoryBatch, Metric
+from memnet.store.interface import MemoryBank
 from memnet.store.vectors import NewRows, SlotTable
 
 D = 8
 
 
-def _fill(bank: Bank, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def _fill(bank: MemoryBank, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     keys = rng.standard_normal((n, D)).astype(np.float32)
     values = rng.standard_normal((n, D)).astype(np.float32)
@@ -39,8 +41,10 @@ def _exact(q: np.ndarray, keys: np.ndarray, values: np.ndarray) -> tuple[np.ndar
 
 
 @pytest.mark.parametrize("kind", [IndexKind.FLAT, IndexKind.HNSW])
-def test_a_sample_covering_the_bank_gives_exact_attention(tmp_path: Path, kind: IndexKind) -> None:
-    store = open_store(tmp_path)
+def test_a_sample_covering_the_bank_gives_exact_attention(
+    backend: Backend, kind: IndexKind
+) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D, index=IndexSpec(kind=kind)))
     keys, values = _fill(bank, 500)
     queries = np.random.default_rng(1).standard_normal((3, D)).astype(np.float32)
@@ -81,9 +85,9 @@ def test_a_small_sample_estimates_the_tail_mass(tmp_path: Path) -> None:
 
 
 def test_a_sampled_tail_reads_the_mean_value_kept_through_writes_deletes_and_reopen(
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    store = open_store(tmp_path)
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
     _, values = _fill(bank, 100)
     q = np.ones((1, D), np.float32)
@@ -98,15 +102,15 @@ def test_a_sampled_tail_reads_the_mean_value_kept_through_writes_deletes_and_reo
     assert after is not None
     np.testing.assert_allclose(after[0], live.mean(0), rtol=1e-5, atol=1e-6)
     store.close()
-    store = open_store(tmp_path)
+    store = backend.open()
     reopened = store.bank("b").search(q, 4, tail_samples=10).tail_value
     assert reopened is not None
     np.testing.assert_allclose(reopened[0], live.mean(0), rtol=1e-5, atol=1e-6)
     store.close()
 
 
-def test_a_filtered_search_estimates_over_the_matching_memories(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_a_filtered_search_estimates_over_the_matching_memories(backend: Backend) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D))
     keys, values = _fill(bank, 200)
     q = np.random.default_rng(3).standard_normal(D).astype(np.float32)
@@ -119,8 +123,8 @@ def test_a_filtered_search_estimates_over_the_matching_memories(tmp_path: Path) 
     store.close()
 
 
-def test_tail_edge_cases_and_limits(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_tail_edge_cases_and_limits(backend: Backend) -> None:
+    store = backend.open()
     bank = store.create_bank(make_bank_config(key_dim=D, value_dim=D, metric=Metric.L2))
     q = np.ones((1, D), np.float32)
     empty = bank.search(q, 3, tail_samples=5)

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from store_testlib import batch, make_bank_config, open_store
+from store_testlib import as_after_a_kill, batch, make_bank_config, open_store
 
+from memnet.errors import FailedPrecondition
 from memnet.store import MemoryStore
+from memnet.store.logstate import STATE_FILE
 from memnet.store.records import ClearRecord, DeleteRecord, WriteRecord
 from memnet.store.types import FsyncPolicy
 from memnet.store.wal import MAGIC, WriteAheadLog, log_files, read_log
@@ -22,13 +24,18 @@ def _keys(seed: int, n: int = 10) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
 
 
-def _fill(tmp_path: Path, batches: int) -> Path:
-    """Write ``batches`` batches of 10 (ids b<j>-<i>), close without snapshot; returns the log."""
+def _fill(tmp_path: Path, batches: int, *, killed: bool = True) -> Path:
+    """Write ``batches`` batches of 10 (ids b<j>-<i>), close without snapshot; returns the log.
+
+    ``killed``: leave log-state.json as a killed process would (only the log's header known
+    to be fsynced), so damage past it reads as a crash's torn tail."""
     store = open_store(tmp_path, snapshot_on_close=False)
     bank = store.create_bank(make_bank_config(key_dim=D))
     for j in range(batches):
         bank.write(batch(_keys(j), ids=[f"b{j}-{i}" for i in range(10)]))
     store.close()
+    if killed:
+        as_after_a_kill(tmp_path / "banks" / "b")
     (_, path), *_ = log_files(tmp_path / "banks" / "b")
     return path
 
@@ -86,21 +93,68 @@ def test_torn_tail_is_cut_and_reported(tmp_path: Path) -> None:
     again.close()
 
 
-def test_garbled_record_cuts_from_there(tmp_path: Path) -> None:
+def _flip(path: Path, offset: int) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_a_garbled_record_followed_by_whole_ones_quarantines_the_bank(tmp_path: Path) -> None:
+    path = _fill(tmp_path, 5)
+    starts = read_log(path).starts
+    _flip(path, starts[2] + 200)  # inside record 3's vector block; records 4 and 5 are whole
+    before = path.read_bytes()
+    store = open_store(tmp_path)
+    report = store.recovery_reports()["b"]
+    assert report.failed and report.records_replayed == 0
+    assert f"bytes {starts[2]}-{starts[3]}" in report.error  # exactly the damaged frame
+    assert "seq 21-30" in report.error and "2 whole records follow it (seq 31-50)" in report.error
+    with pytest.raises(FailedPrecondition) as caught:
+        store.bank("b")
+    assert "memnet repair b" in str(caught.value)
+    store.close()
+    assert path.read_bytes() == before  # every byte kept
+
+
+def test_a_garbled_last_record_of_a_killed_process_is_a_torn_tail(tmp_path: Path) -> None:
     path = _fill(tmp_path, 5)
     starts = read_log(path).starts
     size = path.stat().st_size
-    with open(path, "r+b") as f:  # flip one byte inside record 3's vector block
-        f.seek(starts[2] + 200)
-        byte = f.read(1)
-        f.seek(starts[2] + 200)
-        f.write(bytes([byte[0] ^ 0xFF]))
+    _flip(path, starts[4] + 200)
     store = open_store(tmp_path)
     report = store.recovery_reports()["b"]
     assert "checksum" in report.reason
-    assert report.bytes_cut == size - starts[2]
-    assert report.records_replayed == 2
-    assert store.bank("b").count() == 20
+    assert report.bytes_cut == size - starts[4]
+    assert report.records_replayed == 4
+    assert store.bank("b").count() == 40
+    store.close()
+
+
+def test_a_log_cut_below_its_fsynced_size_quarantines_the_bank(tmp_path: Path) -> None:
+    path = _fill(tmp_path, 5, killed=False)  # a clean close noted the log's whole size
+    starts = read_log(path).starts
+    with open(path, "r+b") as f:
+        f.truncate(starts[4] + 10)
+    store = open_store(tmp_path)
+    report = store.recovery_reports()["b"]
+    assert report.failed and "fsynced" in report.error and "seq 41 and after" in report.error
+    store.close()
+    assert path.stat().st_size == starts[4] + 10
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied"])
+def test_a_deleted_or_emptied_log_quarantines_the_bank(tmp_path: Path, damage: str) -> None:
+    path = _fill(tmp_path, 10)  # after a kill: 100 acknowledged memories only in the log
+    if damage == "deleted":
+        path.unlink()
+    else:
+        path.write_bytes(b"")
+    store = open_store(tmp_path)
+    report = store.recovery_reports()["b"]
+    assert report.failed
+    assert ("is missing" if damage == "deleted" else "is 0 bytes") in report.error
     store.close()
 
 
@@ -112,10 +166,15 @@ def test_torn_header_and_garbage_tail(tmp_path: Path) -> None:
     assert store.recovery_reports()["b"].bytes_cut == 3
     assert store.bank("b").count() == 20
     store.close()
+    (tmp_path / "banks" / "b" / STATE_FILE).unlink()  # a bank from before log-state.json
     path.write_bytes(MAGIC[:5])  # even the file header is torn: nothing to replay, no crash
     store = open_store(tmp_path)
     assert store.recovery_reports()["b"].bytes_cut == 5
     assert store.bank("b").count() == 0
+    store.close()
+    path.write_bytes(MAGIC[:5])  # the same, with log-state.json saying the header was fsynced
+    store = open_store(tmp_path)
+    assert store.recovery_reports()["b"].failed
     store.close()
 
 
