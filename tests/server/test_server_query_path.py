@@ -8,6 +8,8 @@ method once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from server_support import Running, StartServer, run_concurrently
@@ -19,6 +21,7 @@ from memnet.errors import InvalidArgument
 from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import HopAttention, QueryOutput
 from memnet.serving.vector_model import VectorPassThroughModel
+from memnet.store.types import MemoryContent
 from memnet_server.engine import QueryAnswer, batching_pays
 from memnet_server.servicers.query import decode_options, encode_result, weight_orders
 from memnet_server.servicers.query_arrays import encode_arrays, hop_weight_order
@@ -103,6 +106,27 @@ def test_hops_in_weight_order_are_listed_as_a_sort_would_list_them(ordered: bool
         assert list(listed[row, 0]) == [answer.output.hops[0].ids[row][j] for j in sort[row]]
     packed = from_tensor(arrays.weights, field="weights")[:, 0]  # (B, K) of hop 1
     np.testing.assert_array_equal(packed, np.take_along_axis(weights, np.array(sort), 1))
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_memories_without_content_are_listed_as_with_content_lookups(ordered: bool) -> None:
+    weights = np.array([[0.5, 0.3, 0.2, 0.0], [0.4, 0.4, 0.1, 0.1]], np.float32)
+    if not ordered:
+        weights = weights[:, ::-1].copy()
+    bare = _answer(weights)
+    bare.output.hops[0].ids[0][2] = ""  # padding (both hops share the ids): fewer than K
+    # Content for an id no hop attended: the encoder takes its per-memory lookup path.
+    looked_up = replace(bare, contents={"elsewhere": MemoryContent(text="x", metadata={})})
+    for row in range(2):
+        got = encode_result(bare, row, top_answers=5, include_vectors=False)
+        assert got == encode_result(looked_up, row, top_answers=5, include_vectors=False)
+        listed = [[m.id for m in hop.memories] for hop in got.hops]
+        assert [len(ids) for ids in listed] == ([3, 3] if row == 0 else [4, 4])
+        assert all("" not in ids for ids in listed)
+    with_text = replace(bare, contents={"r1m0": MemoryContent(text="t", metadata={"a": 1})})
+    hop = encode_result(with_text, 1, top_answers=5, include_vectors=False).hops[0]
+    memory = next(m for m in hop.memories if m.id == "r1m0")
+    assert memory.text == "t" and memory.metadata_json == '{"a":1}'
 
 
 def test_equal_requests_share_their_options_and_bad_ones_fail_every_time(

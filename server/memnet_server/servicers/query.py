@@ -136,12 +136,18 @@ def _add_hop(
     message = result.hops.add(hop=hop_number)
     if hop.tail_weights is not None:
         message.tail_weight = float(hop.tail_weights[row])
-    memories = message.memories
+    add = message.memories.add
+    if not contents and not records:  # nothing to attach (a bank of vectors alone)
+        for j in order:
+            memory_id = ids[j]
+            if memory_id:
+                add(id=memory_id, score=scores[j], weight=weights[j])
+        return
     for j in order:
         memory_id = ids[j]
         if not memory_id:
             continue
-        attended = memories.add(id=memory_id, score=scores[j], weight=weights[j])
+        attended = add(id=memory_id, score=scores[j], weight=weights[j])
         content = contents.get(memory_id)
         if content is not None:
             if content.text:
