@@ -39,8 +39,9 @@ from memnet.model.encoding import (
 )
 from memnet.model.memn2n import MemN2N
 from memnet.train.batches import batch_order, random_time, trim
+from memnet.train.config import TrainConfig
 from memnet.train.dataset import load_splits
-from memnet.train.trainer import TrainConfig, clip_per_matrix, make_optimizer
+from memnet.train.trainer import clip_per_matrix, make_optimizer
 
 # The forms timed: the shipped 1k model, and the 10k runs' adjacent form.
 FORMS: dict[str, dict[str, object]] = {

@@ -111,5 +111,8 @@ def run(args: argparse.Namespace) -> int:
         if len(response.results) > 1:
             print(f"== query {i}")
         print(format_result(result, rows=args.rows, width=args.width))
-    print(f"(model {response.model}, bank seq {response.bank_seq})", file=sys.stderr)
+    model = (
+        f"{response.model}@{response.model_version}" if response.model_version else response.model
+    )
+    print(f"(model {model}, bank seq {response.bank_seq})", file=sys.stderr)
     return 0

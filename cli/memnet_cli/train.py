@@ -213,7 +213,8 @@ def resolve_data_dir(data_dir: Path | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from memnet.data.babi import parse_tasks
-    from memnet.train.trainer import TrainConfig, train
+    from memnet.train.config import TrainConfig
+    from memnet.train.trainer import train
 
     if args.valid and not args.train:
         raise InvalidArgument("--valid goes with --train", field="valid")

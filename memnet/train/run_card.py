@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from memnet import __version__
 from memnet.core.card import EvalRecord, ModelCard, fingerprint, flat_settings, utc_now
+from memnet.train.config import TrainConfig
 from memnet.train.evaluate import EvalReport
 from memnet.train.sources import TrainingData
-
-if TYPE_CHECKING:
-    from memnet.train.trainer import TrainConfig
 
 
 def train_config_dict(cfg: TrainConfig) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from memnet.data.babi import load_task, parse_tasks
 from memnet.data.files import TaskTable, of_tasks, read_examples
 from memnet.data.tensors import BabiTensors, tensorize
 from memnet.errors import InvalidArgument
+from memnet.train.config import TrainConfig
 from memnet.train.dataset import (
     SizeOverrides,
     Splits,
@@ -29,7 +30,6 @@ from memnet.train.dataset import (
 
 if TYPE_CHECKING:
     from memnet.model.checkpoint import Checkpoint
-    from memnet.train.trainer import TrainConfig
 
 
 @dataclass(frozen=True)

@@ -193,8 +193,9 @@ def test_babi_story_demo(
     assert _run(capsys, "banks", "create", name, *target)[0] == 0
     code, out, _ = _run(capsys, "write", name, str(story), *target)
     assert code == 0 and f"wrote {len(QA1_STORY)} memories" in out
-    code, out, _ = _run(capsys, "query", name, "Where is Mary?", *target)
+    code, out, err = _run(capsys, "query", name, "Where is Mary?", *target)
     assert code == 0 and out.startswith("answer: bathroom")
+    assert err.strip() == f"(model {text_model}@1, bank seq {len(QA1_STORY)})"
     png = tmp_path / "mary.png"
     assert _run(capsys, "explain", name, "Where is Mary?", "-o", str(png), *target)[0] == 0
     assert _png_size(png)[0] > 0

@@ -53,9 +53,18 @@ def test_a_bank_still_opening_answers_failed_precondition_and_health_says_so(
     assert "'slow' is opening" in (error.details() or "")
     release.set()
     assert server.service.engine.store.wait_until_open(30)
-    watch = server.health.Watch(health_pb2.HealthCheckRequest(service=BANKS_HEALTH_NAME))
-    assert next(watch).status == serving
+    # The watch starts with the status of now (the health flip follows the last open in
+    # its own thread), then streams each change: SERVING must come, within its deadline.
+    watch = server.health.Watch(
+        health_pb2.HealthCheckRequest(service=BANKS_HEALTH_NAME), timeout=10
+    )
+    statuses = []
+    for response in watch:
+        statuses.append(response.status)
+        if response.status == serving:
+            break
     watch.cancel()
+    assert statuses[-1] == serving and len(statuses) <= 2
     slow = server.banks.GetBank(bank_pb2.GetBankRequest(name="slow")).bank
     assert slow.memory_count == 3
 

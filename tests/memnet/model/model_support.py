@@ -14,7 +14,7 @@ from memnet.model.checkpoint import Checkpoint
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
 from memnet.store.types import SearchResult
-from memnet.train.trainer import TrainConfig
+from memnet.train.config import TrainConfig
 
 WORDS = [
     "mary",

@@ -8,7 +8,8 @@ import pytest
 
 from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import load_checkpoint
-from memnet.train.trainer import TrainConfig, train
+from memnet.train.config import TrainConfig
+from memnet.train.trainer import train
 from memnet_cli import main
 
 

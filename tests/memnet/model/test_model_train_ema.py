@@ -12,7 +12,8 @@ from model_support import qa1_config
 from memnet.errors import InvalidArgument
 from memnet.model.config import ModelConfig
 from memnet.model.memn2n import MemN2N
-from memnet.train.trainer import TrainConfig, averaged_module, make_ema, train
+from memnet.train.config import TrainConfig
+from memnet.train.trainer import averaged_module, make_ema, train
 
 MODEL = {"dim": 12, "tying": "kv", "hops": 2}
 

@@ -16,8 +16,9 @@ from memnet.data.babi import find_default_data_dir
 from memnet.data.files import TaskTable, read_examples
 from memnet.errors import InvalidArgument
 from memnet.model.checkpoint import load_checkpoint, record_result, save_checkpoint
+from memnet.train.config import TrainConfig
 from memnet.train.dataset import build_splits
-from memnet.train.trainer import TrainConfig, train
+from memnet.train.trainer import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import permute_vocab

@@ -10,9 +10,10 @@ import torch
 from model_support import qa1_config
 
 from memnet.model.checkpoint import load_checkpoint
+from memnet.train.config import TrainConfig
 from memnet.train.dataset import load_test
 from memnet.train.evaluate import evaluate
-from memnet.train.trainer import TrainConfig, train
+from memnet.train.trainer import train
 
 MODEL = {"dim": 20, "tying": "kv", "hops": 3}
 
