@@ -596,7 +596,7 @@ def verdict(data: dict[str, Any]) -> str:
                 else f", {timing.fmt_ratio(r.qps_in_flight)} at 8 in flight"
             )
             + " "
-            f"(target ≥ 3× on both: {'met' if r.met else 'NOT met'})"
+            f"(target ≥ 3× on each: {'met' if r.met else 'NOT met'})"
         )
     missing = [r for r in data["results"] if r["error"]]
     for r in missing:
