@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from memnet.errors import DeadlineExceeded, ResourceExhausted
-from memnet.serving.contract import HopAttention, QueryOutput
+from memnet.serving.contract import HopAttention, InputKind, ModelInfo, QueryOutput
+from memnet.store.types import BankConfig, IndexKind
 
 LOG = logging.getLogger(__name__)
 
@@ -204,3 +205,16 @@ class Batcher:
                 output if len(live) == 1 else slice_output(output, start, start + request.rows)
             )
             start += request.rows
+
+
+def batching_pays(info: ModelInfo, config: BankConfig) -> bool:
+    """Whether concurrent queries to a bank gain from running as one forward.
+
+    A text model's forward (encoders, every hop's torch work) is shared by the batch,
+    and so is a flat bank's scan (one pass over the keys for B queries). A vector
+    model over an HNSW or IVF index walks each query's own graph or lists: grouping
+    would save only per-call Python, which the batcher's handoffs between threads cost
+    back (docs/benchmarks.md, "Server CPU per query RPC"), so those queries run at once in
+    their own RPC thread.
+    """
+    return info.input_kind is InputKind.TEXT or config.index.kind is IndexKind.FLAT

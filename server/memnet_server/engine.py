@@ -16,7 +16,6 @@ from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from pydantic import ValidationError
 
 from memnet.core.search_options import SearchOptions
 from memnet.errors import (
@@ -38,43 +37,23 @@ from memnet.serving.repository import ModelRef, ModelVersion
 from memnet.store.interface import BankStore
 from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
-    BankConfig,
-    CapacityPolicy,
-    IndexKind,
-    IndexSpec,
     JsonObject,
     MemoryBatch,
     MemoryContent,
     MemoryRecord,
-    Metric,
     WriteMode,
     WriteResult,
 )
 from memnet_server import binding
-from memnet_server.batching import Batcher, BatchObserver
+from memnet_server.bank_requests import BankRequest, bank_config
+from memnet_server.batching import Batcher, BatchObserver, batching_pays
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
-from memnet_server.convert import validation_error
 from memnet_server.reindex import Reindexer, ReindexStatus
 
 LOG = logging.getLogger(__name__)
 
 RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
-
-
-@dataclass(frozen=True)
-class BankRequest:
-    """A CreateBank request in domain terms; None/0 fields take model or server defaults."""
-
-    name: str
-    model: str | None
-    key_dim: int
-    value_dim: int
-    metric: Metric | None
-    index: IndexSpec
-    capacity: int | None
-    capacity_policy: CapacityPolicy
-    description: str
 
 
 @dataclass(frozen=True)
@@ -173,46 +152,7 @@ class Engine:
     def create_bank(self, request: BankRequest) -> Bank:
         ref = ModelRef.parse(request.model or self._default_model, field="spec.model")
         version = self.models.get(ref)
-        info = version.served().info
-        key_dim, value_dim = request.key_dim, request.value_dim
-        if info.input_kind is InputKind.TEXT:
-            for field, given, fixed in (
-                ("key_dim", key_dim, info.key_dim),
-                ("value_dim", value_dim, info.value_dim),
-            ):
-                if given and given != fixed:
-                    raise InvalidArgument(
-                        f"spec.{field} must be 0 or {fixed} for model {info.name!r}, got {given}",
-                        field=f"spec.{field}",
-                    )
-            key_dim, value_dim = info.key_dim or 0, info.value_dim or 0
-            if request.metric not in (None, info.metric):
-                raise InvalidArgument(
-                    f"spec.metric must be {info.metric.value} for model {info.name!r} "
-                    f"(its attention scores), got {request.metric.value}",
-                    field="spec.metric",
-                )
-        elif not key_dim or not value_dim:
-            raise InvalidArgument(
-                f"spec.key_dim and spec.value_dim are required (1..8192) for model {info.name!r}",
-                field="spec.key_dim" if not key_dim else "spec.value_dim",
-            )
-        try:
-            config = BankConfig(
-                name=request.name,
-                key_dim=key_dim,
-                value_dim=value_dim,
-                metric=request.metric or info.metric,
-                index=request.index,
-                capacity=request.capacity,
-                capacity_policy=request.capacity_policy,
-                model=version.name,
-                model_version=version.version,
-                model_fingerprint=version.fingerprint,
-                description=request.description,
-            )
-        except ValidationError as error:
-            raise validation_error(error, prefix="spec") from error
+        config = bank_config(request, version)
         bank = self.store.create_bank(config)  # index errors: the servicer names spec.index...
         LOG.info(
             "created bank %s (model %s, %s)", config.name, version.ref, config.index.kind.value
@@ -440,18 +380,6 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
-
-
-def batching_pays(info: ModelInfo, config: BankConfig) -> bool:
-    """Whether concurrent queries to a bank gain from running as one forward.
-
-    A text model's forward (encoders, every hop's torch work) is shared by the batch,
-    and so is a flat bank's scan (one pass over the keys for B queries). A vector
-    model over an HNSW or IVF index walks each query's own graph or lists: grouping
-    would save only per-call Python, which the batcher's handoffs between threads cost
-    back (docs/benchmarks.md, "Service"), so those queries run at once in their own thread.
-    """
-    return info.input_kind is InputKind.TEXT or config.index.kind is IndexKind.FLAT
 
 
 def _attended(output: QueryOutput) -> Iterator[str]:

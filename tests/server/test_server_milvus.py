@@ -99,6 +99,25 @@ def test_milvus_settings_take_effect(
     assert refused.details().startswith("spec.index.kind 'ivf_pq' is not available on the milvus")
 
 
+def test_reindex_on_the_milvus_store_is_refused_and_the_bank_keeps_serving(
+    start_server: StartServer, milvus_lite: LiteServer
+) -> None:
+    server = start_server(
+        store="milvus", milvus_uri=milvus_lite.uri, milvus_collection_prefix=unique_prefix()
+    )
+    spec = bank_pb2.BankSpec(name="t", model="babi-joint")
+    server.banks.CreateBank(bank_pb2.CreateBankRequest(spec=spec))
+    refused = rpc_error(
+        lambda: server.banks.ReindexBank(
+            bank_pb2.ReindexBankRequest(bank="t", model="babi-joint@1")
+        )
+    )
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "this store cannot re-encode banks" in refused.details()
+    bank = server.banks.GetBank(bank_pb2.GetBankRequest(name="t")).bank
+    assert bank.reindex.state != bank_pb2.REINDEX_STATE_REINDEXING
+
+
 def test_the_token_reaches_the_milvus_client(milvus_lite: LiteServer) -> None:
     settings = ServerSettings(
         store="milvus", milvus_uri=milvus_lite.uri, milvus_token="user:secret", milvus_db="default"

@@ -22,7 +22,8 @@ from memnet.serving.bank_source import BankMemorySource
 from memnet.serving.contract import HopAttention, QueryOutput
 from memnet.serving.vector_model import VectorPassThroughModel
 from memnet.store.types import MemoryContent
-from memnet_server.engine import QueryAnswer, batching_pays
+from memnet_server.batching import batching_pays
+from memnet_server.engine import QueryAnswer
 from memnet_server.servicers.query import decode_options, encode_result, weight_orders
 from memnet_server.servicers.query_arrays import encode_arrays, hop_weight_order
 

@@ -9,6 +9,7 @@ from memnet.errors import InvalidArgument
 from memnet.serving.repository import ModelRef
 from memnet.store.interface import MemoryBank
 from memnet_server.auth import visible
+from memnet_server.bank_requests import BankRequest
 from memnet_server.convert import (
     CAPACITY_POLICY_FROM_PROTO,
     CAPACITY_POLICY_TO_PROTO,
@@ -19,7 +20,7 @@ from memnet_server.convert import (
     index_spec_from_proto,
     index_spec_to_proto,
 )
-from memnet_server.engine import BankRequest, Engine
+from memnet_server.engine import Engine
 from memnet_server.reindex import JobState, ReindexStatus
 
 
