@@ -12,6 +12,7 @@ metadata size for the filter) are checked by the store.
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -106,6 +107,38 @@ class SearchOptions:
         if self.metadata_filter is None:
             return None
         return self.metadata_filter.as_dict or None
+
+    @classmethod
+    def of_search_call(
+        cls,
+        k: int | SearchOptions,
+        *,
+        ef_search: int | None,
+        nprobe: int | None,
+        metadata_filter: dict[str, Any] | None,
+        tail_samples: int | None,
+    ) -> SearchOptions:
+        """The options of a store's ``search(queries, k, **knobs)`` call: ``k`` itself when
+        it is a ``SearchOptions`` (then no knob may be given), else built from ``k`` (any
+        integer type) and the keyword knobs."""
+        if isinstance(k, SearchOptions):
+            if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
+                raise InvalidArgument(
+                    "give the search knobs in the SearchOptions or as keywords, not both",
+                    field="options",
+                )
+            return k
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+            raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
+        return cls(
+            k=int(k),
+            ef_search=ef_search,
+            nprobe=nprobe,
+            metadata_filter=None
+            if metadata_filter is None
+            else MetadataFilter.of(metadata_filter, field="metadata_filter"),
+            tail_samples=tail_samples,
+        )
 
     def with_k(self, k: int) -> SearchOptions:
         """The same options with ``k`` memories per hop (soft attention: the bank size)."""

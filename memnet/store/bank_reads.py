@@ -125,7 +125,7 @@ class BankReads:
         needs to account for the rest (``SearchResult.tail_log_mass``, ``tail_value``).
         ``with_vectors``: also the values, and the keys unless ``with_keys`` is False.
         """
-        options = srch.options_of(
+        options = SearchOptions.of_search_call(
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
             tail_samples=tail_samples,
         )  # fmt: skip

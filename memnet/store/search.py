@@ -14,14 +14,12 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Any
 
 import faiss
 import numpy as np
 
-from memnet.core.search_options import MetadataFilter, SearchOptions
-from memnet.errors import InvalidArgument
 from memnet.store import index as ix
+from memnet.store.scores import exact_scores, pairwise_scores, softmax_tail
 from memnet.store.state import BankState
 from memnet.store.types import BankConfig, IndexKind, Metric, SearchResult
 from memnet.store.vectors import TailSample
@@ -141,31 +139,6 @@ def exact_candidates(
     return Candidates(labels, None if metric is Metric.L2 else distances)
 
 
-def exact_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(B, K) scores of (B, Dk) queries against their (B, K, Dk) candidate keys."""
-    if metric is Metric.L2:
-        diff = keys - q[:, None, :]  # (B, K, Dk)
-        return -np.einsum("bkd,bkd->bk", diff, diff)
-    dots = np.matmul(keys, q[:, :, None])[:, :, 0]  # (B, K)
-    if metric is Metric.COSINE:  # q is unit-norm already
-        norms = np.linalg.norm(keys, axis=2)  # (B, K)
-        return dots / np.where(norms > 0, norms, 1.0)
-    return dots
-
-
-def pairwise_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(B, S) scores of (B, Dk) queries against one shared set of (S, Dk) keys."""
-    if metric is Metric.L2:
-        q2 = np.einsum("bd,bd->b", q, q)[:, None]  # (B, 1)
-        k2 = np.einsum("sd,sd->s", keys, keys)[None, :]  # (1, S)
-        return -(q2 - 2.0 * (q @ keys.T) + k2)
-    dots = q @ keys.T  # (B, S)
-    if metric is Metric.COSINE:  # q is unit-norm already
-        norms = np.linalg.norm(keys, axis=1)  # (S,)
-        return dots / np.where(norms > 0, norms, 1.0)[None, :]
-    return dots
-
-
 def tail_estimate(
     state: BankState,
     config: BankConfig,
@@ -206,18 +179,12 @@ def tail_estimate(
         members = np.sort(slots[row])  # (K,)
         at = np.minimum(np.searchsorted(members, sample), len(members) - 1)  # (S,)
         scores[row, members[at] == sample] = -np.inf
-    top = scores.max(axis=1)  # (B,)
-    shift = np.where(np.isfinite(top), top, 0.0)[:, None]  # (B, 1)
-    e = np.exp(scores - shift)  # (B, S)
-    mass = e.sum(axis=1)  # (B,)
-    with np.errstate(divide="ignore"):
-        log_mass = np.log(mass * scale) + shift[:, 0]
-    if exact:
-        weighted = e @ t.values[sample].astype(np.float64)  # (B, Dv)
-        value = weighted / np.where(mass > 0, mass, 1.0)[:, None]
-    else:
-        value = np.broadcast_to(mean_value(), (B, Dv))
-    return log_mass, np.ascontiguousarray(value, np.float32)
+    return softmax_tail(
+        scores,
+        scale=scale,
+        sample_values=t.values[sample] if exact else None,
+        mean_value=mean_value,
+    )
 
 
 def assemble(
@@ -351,32 +318,3 @@ def search(
         cached=cached,
     )
     return dataclasses.replace(result, tail_log_mass=log_mass, tail_value=value)
-
-
-def options_of(
-    k: int | SearchOptions,
-    *,
-    ef_search: int | None,
-    nprobe: int | None,
-    metadata_filter: dict[str, Any] | None,
-    tail_samples: int | None,
-) -> SearchOptions:
-    """A search's options: ``k`` itself, or built from ``k`` and the keyword knobs."""
-    if isinstance(k, SearchOptions):
-        if (ef_search, nprobe, metadata_filter, tail_samples) != (None, None, None, None):
-            raise InvalidArgument(
-                "give the search knobs in the SearchOptions or as keywords, not both",
-                field="options",
-            )
-        return k
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise InvalidArgument(f"k must be an integer, got {k!r}", field="k")
-    return SearchOptions(
-        k=int(k),
-        ef_search=ef_search,
-        nprobe=nprobe,
-        metadata_filter=None
-        if metadata_filter is None
-        else MetadataFilter.of(metadata_filter, field="metadata_filter"),
-        tail_samples=tail_samples,
-    )

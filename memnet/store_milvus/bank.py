@@ -45,7 +45,6 @@ from memnet.store_milvus import expressions as expr
 from memnet.store_milvus import search as srch
 from memnet.store_milvus.catalog import BankEntry, Catalog
 from memnet.store_milvus.connection import MilvusConnection
-from memnet.store_milvus.options import search_options
 from memnet.store_milvus.recency import RecencyCache
 from memnet.store_milvus.rows import Row, check_for_milvus, chunks, record, to_rows
 from memnet.store_milvus.schema import FIELDS, TOP_K_MAX
@@ -301,7 +300,7 @@ class MilvusBank:
         ``with_vectors``: also the values, and the keys unless ``with_keys`` is False
         (the keys are fetched either way: the exact scores are computed from them).
         """
-        options = search_options(
+        options = SearchOptions.of_search_call(
             k, ef_search=ef_search, nprobe=nprobe, metadata_filter=metadata_filter,
             tail_samples=tail_samples,
         )  # fmt: skip

@@ -1,41 +1,17 @@
-"""Exact scores and softmax-tail estimates, computed here from the stored float32 keys.
+"""Softmax-tail estimates over a Milvus bank's searched memories.
 
-The formulas (and the numpy operations, so the float32 results) are those of the FAISS
-store's ``memnet.store.search``: the same memories get the same scores, and a model
-the same attention weights, on either store (tests compare them). Milvus's own
-distances only rank the candidates; L2 comes back squared and cosine as a similarity.
+Scores come from ``memnet.store.scores``, the formulas the FAISS store uses too: the
+same memories get the same scores, and a model the same attention weights, on either
+store. Milvus's own distances only rank the candidates; L2 comes back squared and
+cosine as a similarity.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from memnet.store.scores import pairwise_scores, softmax_tail
 from memnet.store.types import Metric
-
-
-def exact_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(B, K) scores of (B, Dk) queries against their (B, K, Dk) candidate keys."""
-    if metric is Metric.L2:
-        diff = keys - q[:, None, :]  # (B, K, Dk)
-        return -np.einsum("bkd,bkd->bk", diff, diff)
-    dots = np.matmul(keys, q[:, :, None])[:, :, 0]  # (B, K)
-    if metric is Metric.COSINE:  # q is unit-norm already
-        norms = np.linalg.norm(keys, axis=2)  # (B, K)
-        return dots / np.where(norms > 0, norms, 1.0)
-    return dots
-
-
-def pairwise_scores(metric: Metric, q: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """(B, S) scores of (B, Dk) queries against one shared set of (S, Dk) keys."""
-    if metric is Metric.L2:
-        q2 = np.einsum("bd,bd->b", q, q)[:, None]  # (B, 1)
-        k2 = np.einsum("sd,sd->s", keys, keys)[None, :]  # (1, S)
-        return -(q2 - 2.0 * (q @ keys.T) + k2)
-    dots = q @ keys.T  # (B, S)
-    if metric is Metric.COSINE:  # q is unit-norm already
-        norms = np.linalg.norm(keys, axis=1)  # (S,)
-        return dots / np.where(norms > 0, norms, 1.0)[None, :]
-    return dots
 
 
 def tail_estimate(
@@ -68,16 +44,9 @@ def tail_estimate(
         sample, scale = rng.integers(0, n, n_samples), n / n_samples
     scores = pairwise_scores(metric, q, keys[sample]).astype(np.float64)  # (B, S)
     scores[in_result[:, sample]] = -np.inf  # a member of the row's result is not its tail
-    top = scores.max(axis=1)  # (B,)
-    shift = np.where(np.isfinite(top), top, 0.0)[:, None]  # (B, 1)
-    e = np.exp(scores - shift)  # (B, S)
-    mass = e.sum(axis=1)  # (B,)
-    with np.errstate(divide="ignore"):
-        log_mass = np.log(mass * scale) + shift[:, 0]
-    if exact:
-        weighted = e @ values.astype(np.float64)  # (B, Dv)
-        value = weighted / np.where(mass > 0, mass, 1.0)[:, None]
-    else:
-        mean = values.astype(np.float64).mean(0).astype(np.float32)  # (Dv,)
-        value = np.broadcast_to(mean, (B, Dv))
-    return log_mass, np.ascontiguousarray(value, np.float32)
+    return softmax_tail(
+        scores,
+        scale=scale,
+        sample_values=values if exact else None,
+        mean_value=lambda: values.astype(np.float64).mean(0).astype(np.float32),  # (Dv,)
+    )

@@ -2,7 +2,7 @@
 
 Milvus proposes the top-k candidates (with its index, metric and the filter as a
 boolean expression) and returns their stored keys; every score memnet reports is
-recomputed from those float32 keys (``scoring.exact_scores``), so the weights a model
+recomputed from those float32 keys (``memnet.store.scores.exact_scores``), so the weights a model
 puts on them are those of the FAISS store. A memory Milvus matched but whose metadata
 is not JSON-equal to the filter (Milvus Lite compares ``true`` equal to ``1``) makes
 the search run again over exactly the memories that match, so a filtered search
@@ -25,11 +25,12 @@ import numpy as np
 from memnet.core.search_options import SearchOptions
 from memnet.errors import FailedPrecondition
 from memnet.store.metadata_index import json_equal
+from memnet.store.scores import exact_scores
 from memnet.store.types import BankConfig, SearchResult
 from memnet.store_milvus import expressions as expr
 from memnet.store_milvus.rows import Row, metadata_of
 from memnet.store_milvus.schema import TOP_K_MAX, search_params
-from memnet.store_milvus.scoring import exact_scores, tail_estimate
+from memnet.store_milvus.scoring import tail_estimate
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient

@@ -16,7 +16,7 @@ import pytest
 from store_testlib import batch, clustered, make_bank_config, open_store
 
 from memnet.core.search_options import SearchOptions
-from memnet.store import IndexKind, IndexSpec, Metric, validation
+from memnet.store import IndexKind, IndexSpec, Metric, scores, validation
 from memnet.store import index as ix
 from memnet.store import search as srch
 from memnet.store.bank import Bank
@@ -91,7 +91,7 @@ def test_faiss_distances_are_the_exact_scores(tmp_path: Path, name: str, metric:
         np.testing.assert_array_equal(res.scores, distances)
         assert res.ids == [[f"m{s}" for s in row] for row in labels.tolist()]
         # A re-scoring from the stored keys agrees within the same bound.
-        rescored = srch.exact_scores(metric, q[:b], keys[labels]).astype(np.float64)
+        rescored = scores.exact_scores(metric, q[:b], keys[labels]).astype(np.float64)
         assert np.all(np.abs(res.scores - rescored) <= 2 * bound)
 
 
@@ -160,3 +160,33 @@ def test_use_threads_sets_openmp_and_blas_only_to_what_the_batch_needs() -> None
     finally:
         faiss.omp_set_num_threads(before[0])
         faiss.cvar.distance_compute_blas_threshold = before[1]
+
+
+@pytest.mark.parametrize("metric", list(Metric))
+def test_exact_and_pairwise_scores_are_the_metrics_formulas(metric: Metric) -> None:
+    rng = np.random.default_rng(4)
+    q = rng.standard_normal((3, 8)).astype(np.float32)
+    if metric is Metric.COSINE:
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+    keys = rng.standard_normal((5, 8)).astype(np.float32)
+    keys[4] = 0.0  # a zero key: cosine scores it 0, not NaN
+
+    def one(qv: np.ndarray, kv: np.ndarray) -> float:
+        qv, kv = qv.astype(np.float64), kv.astype(np.float64)
+        if metric is Metric.L2:
+            return -float(((qv - kv) ** 2).sum())
+        norm = float(np.linalg.norm(kv)) if metric is Metric.COSINE else 1.0
+        return float(qv @ kv) / (norm or 1.0)
+
+    expected = np.array([[one(qv, kv) for kv in keys] for qv in q])  # (3, 5)
+    np.testing.assert_allclose(scores.pairwise_scores(metric, q, keys), expected, atol=1e-4)
+    per_row = np.broadcast_to(keys, (3, 5, 8))  # (B, K, Dk): every row's candidates
+    np.testing.assert_allclose(scores.exact_scores(metric, q, per_row), expected, atol=1e-4)
+
+
+def test_a_softmax_tail_without_members_has_no_mass() -> None:
+    empty = np.full((2, 3), -np.inf)  # every sampled member is in its row's result
+    log_mass, value = scores.softmax_tail(
+        empty, scale=1.0, sample_values=np.ones((3, 4), np.float32), mean_value=lambda: np.ones(4)
+    )
+    assert np.isneginf(log_mass).all() and value.shape == (2, 4) and not value.any()

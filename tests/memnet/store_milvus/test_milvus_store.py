@@ -13,7 +13,7 @@ from lite_server_support import lite_client
 from memnet.core.search_options import SearchOptions
 from memnet.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from memnet.store import BankConfig, IndexKind, IndexSpec, MemoryBatch, Metric
-from memnet.store import search as faiss_search
+from memnet.store.scores import pairwise_scores
 from memnet.store_milvus import MilvusStore, recency, scoring
 from memnet.store_milvus import search as milvus_search
 from memnet.store_milvus.catalog import CLAIM_TTL_S
@@ -219,19 +219,30 @@ def test_a_tail_over_too_many_memories_is_a_clear_failed_precondition(
 
 
 @pytest.mark.parametrize("metric", list(Metric))
-def test_scores_are_the_faiss_stores_to_the_bit(metric: Metric) -> None:
+def test_an_exact_tail_is_the_softmax_over_the_memories_outside_each_result(
+    metric: Metric,
+) -> None:
     rng = np.random.default_rng(3)
-    q = rng.standard_normal((5, 16)).astype(np.float32)
+    q = rng.standard_normal((3, 8)).astype(np.float32)
     if metric is Metric.COSINE:
         q /= np.linalg.norm(q, axis=1, keepdims=True)
-    keys = rng.standard_normal((5, 7, 16)).astype(np.float32)
-    shared = rng.standard_normal((9, 16)).astype(np.float32)
-    np.testing.assert_array_equal(
-        scoring.exact_scores(metric, q, keys), faiss_search.exact_scores(metric, q, keys)
+    keys = rng.standard_normal((10, 8)).astype(np.float32)
+    values = rng.standard_normal((10, 4)).astype(np.float32)
+    in_result = np.zeros((3, 10), bool)
+    for row, members in enumerate(([0, 1], [2, 9], [4, 5])):
+        in_result[row, members] = True
+    log_mass, value = scoring.tail_estimate(
+        metric, q, in_result, keys, values, n_samples=10, rng=rng
     )
-    np.testing.assert_array_equal(
-        scoring.pairwise_scores(metric, q, shared), faiss_search.pairwise_scores(metric, q, shared)
-    )
+    all_scores = pairwise_scores(metric, q, keys).astype(np.float64)  # (3, 10)
+    for row in range(3):
+        outside = all_scores[row, ~in_result[row]]  # (8,)
+        weights = np.exp(outside - outside.max())
+        assert log_mass[row] == pytest.approx(np.log(weights.sum()) + outside.max(), rel=1e-9)
+        expected = (weights / weights.sum()) @ values[~in_result[row]].astype(np.float64)
+        np.testing.assert_allclose(value[row], expected, rtol=1e-5, atol=1e-6)
+    _, sampled = scoring.tail_estimate(metric, q, in_result, keys, values, n_samples=4, rng=rng)
+    np.testing.assert_allclose(sampled, np.broadcast_to(values.mean(0), (3, 4)), rtol=1e-6)
 
 
 def test_status_follows_the_store(milvus_settings: Any) -> None:
