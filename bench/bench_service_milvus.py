@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from bench_service import ServerProcess, Stats, load_bank, query_requests, run_service
 from lite_server import lite_server
+from service_driver import ServerProcess, Stats, load_bank, query_requests, run_service
 
 
 @dataclass(frozen=True)

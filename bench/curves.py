@@ -141,7 +141,7 @@ def qps_vs_concurrency(cfg: CurvesConfig, root: Path, out: CurvesResults) -> Non
     """Two servers (batching on, batching off) hold the same bank; each concurrency level is
     measured on both alternately, ``rounds - 1`` times, so both curves share the machine's state.
     """
-    import bench_service as svc
+    import service_driver as svc
 
     rng = np.random.default_rng(cfg.seed)
     keys = datasets.clustered_keys(rng, cfg.service_m, cfg.d)

@@ -62,110 +62,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import datasets
 import timing
+from peer_measure import (
+    EF_STEPS,
+    INSERT_BATCH,
+    N_QUERIES,
+    RECALL_TARGET,
+    K,
+    PeerResult,
+    Search,
+    qps_in_flight,
+    timed_inserts,
+    truth,
+    tune_and_measure,
+    version,
+)
 
-K = 32
-RECALL_TARGET = 0.95
-EF_STEPS = (32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024)
-INSERT_BATCH = 1_000
-N_QUERIES = 300
 QDRANT_M = 20_000  # Qdrant's local mode warns above 20k points and scans exhaustively
-
-Search = Callable[[np.ndarray], list[int]]  # one (D,) query -> K ids
-
-
-@dataclass
-class PeerResult:
-    system: str
-    version: str
-    m: int
-    durability: str
-    insert_per_s: float = 0.0
-    searchable_per_s: float = 0.0  # M / (insert calls + time until searches see the data)
-    ef: int | None = None  # None: exact search, no beam to tune
-    recall: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    qps: float = 0.0
-    qps_in_flight: float = 0.0  # with peers_wire.IN_FLIGHT callers (0: not measured)
-    note: str = ""
-    error: str = ""
-
-
-def truth(keys: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    import faiss
-
-    index = faiss.IndexFlatIP(keys.shape[1])
-    index.add(keys)
-    faiss.omp_set_num_threads(2)
-    _, ids = index.search(queries, K)  # (Q, K)
-    return ids
-
-
-def recall(found: list[list[int]], true_ids: np.ndarray) -> float:
-    hits = sum(len(set(f) & set(t.tolist())) for f, t in zip(found, true_ids, strict=True))
-    return hits / true_ids.size
-
-
-def measure_queries(
-    search: Search, queries: np.ndarray, true_ids: np.ndarray
-) -> tuple[float, float, float, float]:
-    """recall, p50 ms, p99 ms, QPS of one caller issuing ``queries`` one at a time."""
-    found: list[list[int]] = []
-    lat_s: list[float] = []
-    t0 = time.perf_counter()
-    for q in queries:
-        t1 = time.perf_counter()
-        found.append(search(q))
-        lat_s.append(time.perf_counter() - t1)
-    elapsed = time.perf_counter() - t0
-    lat = timing.summarize_s(lat_s)
-    return recall(found, true_ids), lat.p50_ms, lat.p99_ms, len(queries) / elapsed
-
-
-def tune_and_measure(
-    res: PeerResult,
-    make_search: Callable[[int | None], Search],
-    queries: np.ndarray,
-    true_ids: np.ndarray,
-    *,
-    efs: tuple[int | None, ...] = EF_STEPS,
-) -> None:
-    """Measure at each ef in turn; keep the first whose recall reaches the target (or the last)."""
-    for ef in efs:
-        search = make_search(ef)
-        for q in queries[:5]:
-            search(q)  # warm-up
-        res.ef = ef
-        res.recall, res.p50_ms, res.p99_ms, res.qps = measure_queries(search, queries, true_ids)
-        if res.recall >= RECALL_TARGET:
-            return
-
-
-def timed_inserts(
-    res: PeerResult,
-    insert: Callable[[int, int], None],
-    m: int,
-    make_searchable: Callable[[], None] | None = None,
-) -> None:
-    """Insert M vectors in batches; then ``make_searchable`` (if the system needs it)."""
-    t0 = time.perf_counter()
-    for lo in range(0, m, INSERT_BATCH):
-        insert(lo, min(m, lo + INSERT_BATCH))
-    inserted_s = time.perf_counter() - t0
-    if make_searchable is not None:
-        make_searchable()
-    res.insert_per_s = m / inserted_s
-    res.searchable_per_s = m / (time.perf_counter() - t0)
-
-
-def version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as v
-
-    try:
-        return v(dist)
-    except PackageNotFoundError:
-        return "not installed"
 
 
 NPROBE_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -315,7 +227,6 @@ def run_memnet_grpc(
             return search
 
         tune_and_measure(res, make, queries, t, efs=beams)
-        from peers_wire import qps_in_flight
 
         res.qps_in_flight = qps_in_flight(make(res.ef), queries)
     res.note = "single queries through Query with RESULT_LAYOUT_ARRAYS (query_arrays)"
@@ -353,7 +264,7 @@ def run_chroma(ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: P
 def run_chroma_server(
     ds: datasets.Dataset, queries: np.ndarray, t: np.ndarray, root: Path
 ) -> PeerResult:
-    from peers_wire import run_chroma_server as run  # bench/peers_wire.py imports this module
+    from peers_wire import run_chroma_server as run  # needs chromadb: imported when asked for
 
     return run(ds, queries, t, root)
 

@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,44 +25,18 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from peers import (
+from peer_measure import (
     EF_STEPS,
     RECALL_TARGET,
     K,
     PeerResult,
-    Search,
     measure_queries,
+    qps_in_flight,
     timed_inserts,
     version,
 )
 
-IN_FLIGHT = 8  # concurrent callers for the in-flight QPS column
-IN_FLIGHT_QUERIES = 1_200  # queries answered per in-flight measurement (all callers)
 START_TIMEOUT_S = 60.0
-
-
-def qps_in_flight(search: Search, queries: np.ndarray, callers: int = IN_FLIGHT) -> float:
-    """Queries per second with ``callers`` threads each cycling through ``queries``."""
-    per_caller = IN_FLIGHT_QUERIES // callers
-    errors: list[BaseException] = []
-
-    def caller(offset: int) -> None:
-        try:
-            for i in range(per_caller):
-                search(queries[(offset + i * callers) % len(queries)])
-        except BaseException as err:  # reported after the join
-            errors.append(err)
-
-    threads = [threading.Thread(target=caller, args=(c,)) for c in range(callers)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    if errors:
-        raise errors[0]
-    return per_caller * callers / elapsed
 
 
 def _free_port() -> int:

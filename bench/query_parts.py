@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_service as svc
+import service_driver as svc
 import timing
 
 from memnet.api.tensors import to_tensor

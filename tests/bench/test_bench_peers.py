@@ -11,12 +11,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
+import peer_measure
 import peers
-import peers_wire
 
 
 def _result(system: str, *, qps: float, qps_in_flight: float, inserts: float) -> dict[str, Any]:
-    r = peers.PeerResult(system, "1", 1000, "", insert_per_s=inserts, recall=0.96, qps=qps)
+    r = peer_measure.PeerResult(system, "1", 1000, "", insert_per_s=inserts, recall=0.96, qps=qps)
     r.qps_in_flight = qps_in_flight
     return r.__dict__.copy()
 
@@ -47,7 +47,7 @@ def test_qps_in_flight_runs_every_caller_at_once() -> None:
         return [int(q[0])]
 
     queries = np.arange(50, dtype=np.float32)[:, None]
-    assert peers_wire.qps_in_flight(search, queries, callers=4) > 0
-    per_caller = peers_wire.IN_FLIGHT_QUERIES // 4
+    assert peer_measure.qps_in_flight(search, queries, callers=4) > 0
+    per_caller = peer_measure.IN_FLIGHT_QUERIES // 4
     assert len(calls) == 4 * per_caller
     assert sorted(calls.count(name) for name in set(calls)) == [per_caller] * 4
