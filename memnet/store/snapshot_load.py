@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,17 @@ from memnet.store.types import BankConfig
 from memnet.store.vectors import EMPTY_METADATA, SlotTable
 
 LOG = logging.getLogger(__name__)
+
+# numpy parses a .npy header with ast.literal_eval, and CPython 3.11 builds AST objects
+# with per-interpreter state: two banks opening at once (StoreSettings.open_threads) can
+# fail with "SystemError: AST constructor recursion depth mismatch". One load at a time.
+_NPY_LOAD_LOCK = threading.Lock()
+
+
+def load_npy(path: Path) -> np.ndarray:
+    """The array in the .npy file at ``path`` (no pickles), safe from any thread."""
+    with _NPY_LOAD_LOCK:
+        return np.load(path, allow_pickle=False)
 
 
 class SnapshotError(RuntimeError):
@@ -98,12 +110,12 @@ def load(directory: Path, config: BankConfig) -> Loaded:
     try:
         table = SlotTable(key_dim, value_dim, capacity=0)
         for name in ARRAYS:
-            a = np.load(directory / f"{name}.npy", allow_pickle=False)
+            a = load_npy(directory / f"{name}.npy")
             if a.shape[0] != n:
                 raise SnapshotError(f"{name}.npy: {a.shape[0]} rows, manifest says {n}")
             setattr(table, name, np.ascontiguousarray(a))  # used as is: no second copy
-        dims = np.load(directory / "source_dims.npy", allow_pickle=False)
-        flat = np.load(directory / "sources.npy", allow_pickle=False)
+        dims = load_npy(directory / "source_dims.npy")
+        flat = load_npy(directory / "sources.npy")
         body = json.loads((directory / "records.json").read_bytes())
         table.ids = body["ids"]
         table.texts = body["texts"]

@@ -165,3 +165,33 @@ def test_repair_refuses_a_bank_whose_config_is_unreadable(tmp_path: Path) -> Non
     (tmp_path / "banks" / "b" / "config.json").write_text("{not json")
     with pytest.raises(FailedPrecondition, match=r"config\.json is unreadable"):
         repair_bank(tmp_path, "b")
+
+
+def test_banks_opening_in_parallel_read_snapshot_arrays_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """numpy parses .npy headers with ast.literal_eval, which CPython 3.11 cannot run in
+    two threads at once ("AST constructor recursion depth mismatch" quarantined a bank)."""
+    with open_store(tmp_path) as store:  # closing snapshots every bank
+        for name in ("a", "b", "c", "d"):
+            _write(store, name)
+    real_load = np.load
+    inside, overlaps, loads = [0], [0], [0]
+    guard = threading.Lock()
+
+    def load(*args: object, **kwargs: object) -> object:
+        with guard:
+            inside[0] += 1
+            loads[0] += 1
+            overlaps[0] += inside[0] > 1
+        time.sleep(0.01)  # long enough for another opening thread to arrive
+        try:
+            return real_load(*args, **kwargs)  # type: ignore[call-overload]
+        finally:
+            with guard:
+                inside[0] -= 1
+
+    monkeypatch.setattr(np, "load", load)
+    with open_store(tmp_path, open_threads=4) as again:
+        assert [b.count() for b in again.banks()] == [10, 10, 10, 10]
+    assert loads[0] >= 4 * 3 and overlaps[0] == 0
