@@ -25,8 +25,18 @@ import pytest
 START_TIMEOUT_S = 120.0  # a cold start imports pyarrow and faiss on a busy machine
 CONNECT_TIMEOUT_S = 60.0  # pymilvus gives up after 10 s; a busy shared Lite can take longer
 
+# pymilvus pings its channels every 10 s, idle or not (keepalive_permit_without_calls);
+# gRPC's server defaults answer a client that pings more often than every 5 minutes
+# without data with GOAWAY "Too many pings", which failed a test client's connect after
+# an idle spell of the shared server. The Lite server here accepts a ping every 5 s.
 _LAUNCHER = """
 import signal, sys
+import grpc
+
+_server = grpc.server
+PINGS = [("grpc.http2.min_ping_interval_without_data_ms", 5000), ("grpc.http2.max_ping_strikes", 0)]
+grpc.server = lambda *args, options=(), **kw: _server(*args, options=[*options, *PINGS], **kw)
+
 from milvus_lite.adapter.grpc.server import start_server_in_thread
 
 server, db, port = start_server_in_thread(sys.argv[1], host="127.0.0.1", port=int(sys.argv[2]))
