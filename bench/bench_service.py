@@ -41,6 +41,7 @@ import threading
 import time
 from pathlib import Path
 
+import datasets
 import faiss
 import grpc
 import numpy as np
@@ -304,13 +305,7 @@ def bench_text(
     """The default text model (babi-joint, flat bank of bAbI sentences), batching on and
     off: here the model forward, not the search, is the cost batching shares. Returns
     the served default model and the table rows."""
-    source = (
-        Path(__file__).resolve().parents[1] / "data/babi/en/qa1_single-supporting-fact_train.txt"
-    )
-    sentences, questions = [], []
-    for line in source.read_text().splitlines():
-        text = line.partition(" ")[2]
-        (questions if "\t" in text else sentences).append(text.split("\t")[0].strip())
+    sentences, questions = datasets.babi_qa1()
     sentences = sentences[: args.text_memories]
     requests = [
         query_pb2.QueryRequest(bank="story", questions=[q]).SerializeToString()

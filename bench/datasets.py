@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -104,3 +105,17 @@ def make(name: str, m: int, d: int, n_queries: int, *, seed: int = 0) -> Dataset
     if name == "clustered":
         return clustered_data(m, d, n_queries, seed=seed)
     raise ValueError(f"unknown dataset {name!r}; expected 'random' or 'clustered'")
+
+
+BABI_EN = Path(__file__).resolve().parents[1] / "data" / "babi" / "en"
+BABI_QA1_TRAIN = BABI_EN / "qa1_single-supporting-fact_train.txt"
+
+
+def babi_qa1() -> tuple[list[str], list[str]]:
+    """bAbI task 1's training statements and questions, in file order (for text banks)."""
+    sentences: list[str] = []
+    questions: list[str] = []
+    for line in BABI_QA1_TRAIN.read_text().splitlines():
+        text = line.partition(" ")[2]
+        (questions if "\t" in text else sentences).append(text.split("\t")[0].strip())
+    return sentences, questions

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import datasets
 import grpc
 import numpy as np
 
@@ -287,13 +288,7 @@ def render(
 
 
 def text_part(sides_spec: list[tuple[str, Path]], args: argparse.Namespace, root: Path) -> str:
-    source = (
-        Path(__file__).resolve().parents[1] / "data/babi/en/qa1_single-supporting-fact_train.txt"
-    )
-    sentences, questions = [], []
-    for line in source.read_text().splitlines():
-        text = line.partition(" ")[2]
-        (questions if "\t" in text else sentences).append(text.split("\t")[0].strip())
+    sentences, questions = datasets.babi_qa1()
 
     def fill(target: str) -> None:
         with grpc.insecure_channel(target) as channel:
