@@ -30,21 +30,16 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import timing
 
 from memnet.store import BankConfig, FsyncPolicy, MemoryBatch, MemoryStore, StoreSettings
 from memnet.store.wal import log_files
 
 MIB = 1 << 20
-Row = list[str]
 
 
-def table(title: str, header: Row, rows: list[Row]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print(f"\n### {title}\n")
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    print("\n" + timing.table(title, header, rows), end="")
 
 
 def settings(**overrides: object) -> StoreSettings:

@@ -259,21 +259,22 @@ class Engine:
         with ``include_vectors``. A query never mixes model versions: if the bank
         switches versions while it runs (a reindex), it runs again on the new one.
         """
-        for attempt in (1, 2):
-            try:
-                return self._query_once(
-                    bank_name,
-                    options,
-                    questions=questions,
-                    vectors=vectors,
-                    deadline=deadline,
-                    include_vectors=include_vectors,
-                    include_contents=include_contents,
-                )
-            except KeySpaceChanged:
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+
+        def once() -> QueryAnswer:
+            return self._query_once(
+                bank_name,
+                options,
+                questions=questions,
+                vectors=vectors,
+                deadline=deadline,
+                include_vectors=include_vectors,
+                include_contents=include_contents,
+            )
+
+        try:
+            return once()
+        except KeySpaceChanged:
+            return once()
 
     def _query_once(
         self,
