@@ -28,6 +28,7 @@ from memnet.core.search_options import SearchOptions
 from memnet.errors import FailedPrecondition
 from memnet.model.checkpoint import Checkpoint, load_checkpoint
 from memnet.model.memn2n import MemN2N
+from memnet.model.served_forward import ServedForward
 from memnet.model.text_encoding import text_tokens
 from memnet.serving.contract import (
     EncodedMemories,
@@ -48,12 +49,13 @@ ENCODE_CHUNK = 4096  # texts encoded per torch call
 
 @dataclass(frozen=True)
 class Candidates:
-    """A ``SearchResult`` crossed into torch: the one numpy -> torch crossing of a hop."""
+    """A hop's ``SearchResult`` checked against the model: float32 arrays, no copies
+    when the source already returns them so."""
 
-    keys: torch.Tensor  # (B, K, Dk)
-    values: torch.Tensor  # (B, K, Dv)
-    mask: torch.Tensor  # (B, K) bool
-    recency: torch.Tensor  # (B, K) int64, 0 = newest, -1 padding
+    keys: np.ndarray  # (B, K, Dk) float32
+    values: np.ndarray  # (B, K, Dv) float32
+    mask: np.ndarray  # (B, K) bool
+    recency: np.ndarray  # (B, K) int64, 0 = newest, -1 padding
 
     @classmethod
     def from_search(cls, res: SearchResult, *, dim: int) -> Candidates:
@@ -66,10 +68,10 @@ class Candidates:
                 field="bank",
             )
         return cls(
-            keys=torch.from_numpy(np.ascontiguousarray(res.keys, dtype=np.float32)),
-            values=torch.from_numpy(np.ascontiguousarray(res.values, dtype=np.float32)),
-            mask=torch.from_numpy(np.asarray(res.valid, dtype=bool)),
-            recency=torch.from_numpy(np.asarray(res.recency, dtype=np.int64)),
+            keys=np.asarray(res.keys, dtype=np.float32),
+            values=np.asarray(res.values, dtype=np.float32),
+            mask=np.asarray(res.valid, dtype=bool),
+            recency=np.asarray(res.recency, dtype=np.int64),
         )
 
 
@@ -112,6 +114,9 @@ class TextMemoryModel:
         self.checkpoint = ckpt
         self.threads = threads
         self.model: MemN2N = ckpt.build_model()
+        # Queries run on numpy copies of the weights (memnet.model.served_forward);
+        # memories are encoded in batches with torch.
+        self.forward = ServedForward(self.model)
         self.info = ModelInfo(
             name=name or ckpt.name,
             description=ckpt.description or _describe(ckpt),
@@ -148,9 +153,7 @@ class TextMemoryModel:
     def encode_queries(self, texts: list[str]) -> EncodedTexts:
         """u_0 of each question. (B, D)."""
         tokens, unknown = text_tokens(texts, self.checkpoint.vocab, field="queries")
-        with torch.inference_mode(), torch_threads(self.threads):
-            u = self.model.encode_question(tokens)  # (B, D)
-        return EncodedTexts(u.numpy().copy(), unknown)
+        return EncodedTexts(self.forward.encode_question(tokens.numpy()), unknown)
 
     def query(
         self, queries: np.ndarray, memory: MemorySource, options: SearchOptions
@@ -158,25 +161,23 @@ class TextMemoryModel:
         """Hop by hop: retrieve top-k by uᵀk, re-score with time terms, attend, update u."""
         cfg = self.model.cfg
         check_options(self.info, options)
-        q = check_queries(queries, cfg.dim)
+        u0 = u = check_queries(queries, cfg.dim)  # (B, D)
         H = options.hops or cfg.hops
         hop_options = per_hop_options(options, memory)
-        mode = options.mode
         out: list[HopAttention] = []
-        with torch.inference_mode(), torch_threads(self.threads):
-            u0 = u = torch.from_numpy(q)  # (B, D)
-            hop_outputs = []
-            for h in range(H):
-                res = memory.retrieve(u.numpy(), hop_options)
-                cand = Candidates.from_search(res, dim=cfg.dim)
-                keys = self.model.add_time(cand.keys, cand.recency, self.model.key_slot(h))
-                values = self.model.add_time(cand.values, cand.recency, self.model.value_slot(h))
-                u, att = self.model.hop(u, keys, values, cand.mask, h, mode=mode)
-                hop_outputs.append(att)
-                out.append(HopAttention(res.ids, att.scores.numpy(), att.weights.numpy()))
-            logits = self.model.answer_logits(u0, u, hop_outputs)  # (B, A)
-            probs = torch.softmax(logits, dim=-1)
-            return QueryOutput(readout=u.numpy().copy(), hops=out, answer_probs=probs.numpy())
+        readouts: list[np.ndarray] = []
+        for h in range(H):
+            res = memory.retrieve(u, hop_options)
+            cand = Candidates.from_search(res, dim=cfg.dim)
+            step = self.forward.hop(
+                u, cand.keys, cand.values,
+                recency=cand.recency, mask=cand.mask, hop=h, mode=options.mode,
+            )  # fmt: skip
+            u = step.u
+            readouts.append(step.readout)
+            out.append(HopAttention(res.ids, step.scores, step.weights))
+        probs = self.forward.answer_probs(u0, u, readouts)  # (B, A)
+        return QueryOutput(readout=u, hops=out, answer_probs=probs)
 
 
 def as_served(ckpt: Checkpoint, *, name: str | None = None) -> TextMemoryModel:

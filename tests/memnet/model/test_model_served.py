@@ -93,23 +93,27 @@ def test_query_output_shapes_padding_and_hard_mode() -> None:
         np.testing.assert_array_equal(h.weights.argmax(-1), h.scores.argmax(-1))
 
 
-def test_no_gradient_reaches_stored_memory_vectors() -> None:
+def test_queries_run_on_numpy_and_leave_weights_and_bank_alone() -> None:
     served = as_served(tiny_checkpoint())
     bank = _bank(served)
     keys_before = bank.keys.copy()
-    seen: list[bool] = []
+    weights_before = {k: v.clone() for k, v in served.model.state_dict().items()}
+    seen: list[tuple[type, np.dtype]] = []
 
     class Spy(ArraySource):
         def retrieve(self, queries: np.ndarray, options: SearchOptions) -> SearchResult:
-            seen.append(torch.is_grad_enabled())
+            seen.append((type(queries), queries.dtype))
             return super().retrieve(queries, options)
 
     spy = Spy(bank.ids, bank.keys, bank.values)
     out = served.query(served.encode_queries([QUESTION]).vectors, spy, SearchOptions(k=5))
-    assert seen == [False, False, False]  # every hop runs with autograd off
+    assert seen == [(np.ndarray, np.dtype(np.float32))] * 3  # one search per hop, u_h as numpy
     assert all(p.grad is None for p in served.model.parameters())
+    for name, value in served.model.state_dict().items():
+        assert torch.equal(value, weights_before[name]), name
     np.testing.assert_array_equal(bank.keys, keys_before)
-    assert not isinstance(out.readout, torch.Tensor)
+    assert isinstance(out.readout, np.ndarray) and out.readout.dtype == np.float32
+    assert all(isinstance(h.weights, np.ndarray) for h in out.hops)
     # The model holds no memory: its state is the same whatever bank it reads.
     assert all("memory" not in name or "encoders" in name for name in served.model.state_dict())
 
