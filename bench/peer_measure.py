@@ -7,9 +7,11 @@ bench/peers_wire.py the servers over the wire; both stand on this module.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +24,9 @@ INSERT_BATCH = 1_000
 N_QUERIES = 300
 
 Search = Callable[[np.ndarray], list[int]]  # one (D,) query -> K ids
+AsyncSearch = Callable[[np.ndarray], Awaitable[list[int]]]
+# Opens an asyncio client inside the measuring event loop and yields its search.
+OpenAsyncSearch = Callable[[], AbstractAsyncContextManager[AsyncSearch]]
 
 
 @dataclass
@@ -145,3 +150,32 @@ def qps_in_flight(search: Search, queries: np.ndarray, callers: int = IN_FLIGHT)
     if errors:
         raise errors[0]
     return per_caller * callers / elapsed
+
+
+def qps_in_flight_async(
+    open_search: OpenAsyncSearch, queries: np.ndarray, callers: int = IN_FLIGHT
+) -> float:
+    """Queries per second with ``callers`` asyncio tasks sharing one asyncio client in one
+    event loop (one thread: no client-side GIL handoffs between callers)."""
+    per_caller = IN_FLIGHT_QUERIES // callers
+
+    async def run() -> float:
+        async with open_search() as search:
+            for q in queries[:5]:
+                await search(q)  # warm-up: the channel connects
+
+            async def caller(offset: int) -> None:
+                for i in range(per_caller):
+                    await search(queries[(offset + i * callers) % len(queries)])
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(caller(c) for c in range(callers)))
+            return per_caller * callers / (time.perf_counter() - t0)
+
+    return asyncio.run(run())
+
+
+def best_in_flight(res: PeerResult, by_threads: float, by_asyncio: float) -> str:
+    """Keep the better of the two in-flight clients in ``res``; a note saying both."""
+    res.qps_in_flight = max(by_threads, by_asyncio)
+    return f"8 in flight: {by_threads:,.0f} QPS with threads, {by_asyncio:,.0f} with asyncio"

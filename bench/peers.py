@@ -49,8 +49,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -67,10 +67,13 @@ from peer_measure import (
     INSERT_BATCH,
     N_QUERIES,
     RECALL_TARGET,
+    AsyncSearch,
     K,
     PeerResult,
     Search,
+    best_in_flight,
     qps_in_flight,
+    qps_in_flight_async,
     timed_inserts,
     truth,
     tune_and_measure,
@@ -190,7 +193,7 @@ def run_memnet_grpc(
     kind: str = "hnsw",
     store: str = "faiss",
 ) -> PeerResult:
-    from memnet_client import MemnetClient
+    from memnet_client import AsyncMemnetClient, MemnetClient
     from memnet_client.models import IndexSpec
 
     on = "" if store == "faiss" else ", milvus store on a Milvus Lite server"
@@ -227,9 +230,26 @@ def run_memnet_grpc(
             return search
 
         tune_and_measure(res, make, queries, t, efs=beams)
+        by_threads = qps_in_flight(make(res.ef), queries)
 
-        res.qps_in_flight = qps_in_flight(make(res.ef), queries)
-    res.note = "single queries through Query with RESULT_LAYOUT_ARRAYS (query_arrays)"
+        @asynccontextmanager
+        async def open_async() -> AsyncIterator[AsyncSearch]:
+            async with AsyncMemnetClient(target, timeout_s=120.0) as aclient:
+
+                async def search(q: np.ndarray) -> list[int]:
+                    tuning = {beam_name: res.ef}
+                    out = await aclient.query_arrays(
+                        "peers",
+                        query_vectors=q[None],
+                        k=K,
+                        **tuning,  # type: ignore[arg-type]
+                    )
+                    return [int(i) for i in out.ids[0, 0] if i]
+
+                yield search
+
+        in_flight = best_in_flight(res, by_threads, qps_in_flight_async(open_async, queries))
+    res.note = "single queries through Query with RESULT_LAYOUT_ARRAYS (query_arrays); " + in_flight
     return res
 
 

@@ -116,6 +116,10 @@ class Bank(BankReads):
             self._check_open()
             return self._state.table.n_live
 
+    def searchable_now(self) -> bool:
+        """Whether a search would start without waiting for a write to commit (a hint)."""
+        return self._rw.readable_now()
+
     # ---- writes -----------------------------------------------------------------------
 
     def write(self, batch: MemoryBatch, *, mode: WriteMode = WriteMode.UPSERT) -> WriteResult:

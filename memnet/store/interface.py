@@ -57,6 +57,11 @@ class MemoryBank(Protocol):
 
     def count(self) -> int: ...
 
+    def searchable_now(self) -> bool:
+        """Whether a search would run to its end without waiting: on no lock held by a
+        write, and on no network (a hint for where to run it)."""
+        ...
+
     def write(self, batch: MemoryBatch, *, mode: WriteMode = ...) -> WriteResult: ...
 
     def delete(self, ids: Sequence[str]) -> int: ...
@@ -85,6 +90,9 @@ class MemoryBank(Protocol):
 
 class BankStore(Protocol):
     """A set of named banks."""
+
+    # True when the banks live in this process: reaching one is no network round trip.
+    in_process: bool
 
     def create_bank(self, config: BankConfig) -> MemoryBank: ...
 

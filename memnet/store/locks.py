@@ -31,6 +31,11 @@ class RWLock:
     def read(self) -> _ReadLock:
         return self._read
 
+    def readable_now(self) -> bool:
+        """Whether ``read()`` would be granted without waiting (no writer holds or waits).
+        A hint: a writer may arrive right after it is read."""
+        return not (self._writer or self._writers_waiting)
+
     @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:

@@ -50,6 +50,8 @@ class MemoryStore:
     FailedPrecondition saying the bank is opening (``wait_until_open`` waits for all).
     """
 
+    in_process = True  # banks live in this process
+
     def __init__(
         self,
         data_dir: Path,

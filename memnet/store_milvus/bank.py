@@ -110,6 +110,10 @@ class MilvusBank:
     def count(self) -> int:
         return self._view.count()
 
+    def searchable_now(self) -> bool:
+        """Never: every search is a round trip to Milvus."""
+        return False
+
     # ---- writes -----------------------------------------------------------------------
 
     def write(self, batch: MemoryBatch, *, mode: WriteMode = WriteMode.UPSERT) -> WriteResult:

@@ -30,6 +30,8 @@ HEALTH_TIMEOUT_S = 2.0  # a health check waits at most this long (or timeout_s i
 class MilvusStore:
     """A ``BankStore`` whose banks live in Milvus (Milvus Lite, standalone or cluster)."""
 
+    in_process = False  # every bank is reached over the network
+
     def __init__(self, settings: MilvusSettings, limits: StoreLimits | None = None) -> None:
         if not re.match(PREFIX_PATTERN, settings.collection_prefix):
             raise InvalidArgument(

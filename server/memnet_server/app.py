@@ -8,6 +8,7 @@ snapshot) and the metrics endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import threading
@@ -39,6 +40,7 @@ from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
 from memnet_server.engine import Engine
 from memnet_server.interceptors import CallInterceptor
+from memnet_server.loop import HealthBoard, ServerLoop
 from memnet_server.metrics import Metrics, label_key
 from memnet_server.model_poller import ModelPoller
 from memnet_server.reflection import enable_reflection
@@ -60,6 +62,7 @@ HANDLER_DRAIN_S = 5.0  # extra wait, after the gRPC grace, for handler threads t
 # Health name that is SERVING once every bank has opened (or been quarantined); the
 # service itself ("") serves the open banks while others still replay their logs.
 BANKS_HEALTH_NAME = "memnet.banks"
+QUERY_METHOD = "/memnet.api.v1.QueryService/Query"
 
 
 def load_models(settings: ServerSettings) -> ModelRepository:
@@ -92,27 +95,33 @@ def _credentials(settings: ServerSettings) -> grpc.ServerCredentials | None:
 
 
 class MemnetService(grpc.Server):
-    """A running memnet server: the gRPC server plus the store, engine and metrics it owns."""
+    """A running memnet server: the gRPC server plus the loop, store, engine and metrics
+    it owns. Every method may be called from any thread but the server's loop."""
 
     def __init__(
         self,
-        server: grpc.Server,
+        server: grpc.aio.Server,
         *,
+        loop: ServerLoop,
+        pool: futures.ThreadPoolExecutor,
         engine: Engine,
-        health_servicer: health.HealthServicer,
+        health_board: HealthBoard,
         interceptor: CallInterceptor,
         metrics: Metrics,
         settings: ServerSettings,
     ) -> None:
         self.server = server
+        self.loop = loop
         self.engine = engine
-        self.health = health_servicer
+        self.health = health_board
         self.metrics = metrics
         self.settings = settings
         self.port = 0
         self.metrics_port = 0
+        self._pool = pool
         self._interceptor = interceptor
         self._stopped: threading.Event | None = None
+        self._terminated = threading.Event()  # the gRPC server has stopped
         self._stop_lock = threading.Lock()
         self.poller: ModelPoller | None = None
         self.store_health: StoreHealth | None = None  # set once the server has started
@@ -128,33 +137,40 @@ class MemnetService(grpc.Server):
         if self.store_health is not None:
             self.store_health.stop()
         self.health.enter_graceful_shutdown()
-        grpc_done = self.server.stop(grace)
+        grpc_done = asyncio.run_coroutine_threadsafe(self.server.stop(grace), self.loop.loop)
         done = self._stopped
 
         def finish() -> None:
             try:
-                grpc_done.wait()
-                if not self._interceptor.wait_idle(HANDLER_DRAIN_S):
+                grpc_done.result()
+                self._terminated.set()
+                idle = self._interceptor.wait_idle(HANDLER_DRAIN_S)
+                if not idle:
                     LOG.warning("handlers still running %.1f s after stop", HANDLER_DRAIN_S)
                 if self.poller is not None:
                     self.poller.stop()
                 self.engine.reindexer.stop()
                 self.engine.store.close()
                 self.metrics.close()
+                self._pool.shutdown(wait=False)
+                if idle:  # a handler still running may yet need the loop
+                    self.loop.close()
                 LOG.info("stopped; store closed")
             except Exception:
                 LOG.exception("shutdown failed; the store may not have been closed cleanly")
             finally:
+                self._terminated.set()
                 done.set()
 
         threading.Thread(target=finish, name="memnet-shutdown", daemon=True).start()
         return done
 
     def start(self) -> None:
-        self.server.start()
+        self.loop.call(self.server.start())
 
     def wait_for_termination(self, timeout: float | None = None) -> bool:
-        return bool(self.server.wait_for_termination(timeout))
+        """Wait until the server has stopped; True if ``timeout`` passed first."""
+        return not self._terminated.wait(timeout)
 
     def add_generic_rpc_handlers(
         self, generic_rpc_handlers: Iterable[grpc.GenericRpcHandler[Any, Any]]
@@ -171,9 +187,7 @@ class MemnetService(grpc.Server):
         return int(self.server.add_secure_port(address, server_credentials))
 
 
-def _serve_when_banks_open(
-    store: MemoryStore, health_servicer: health.HealthServicer, wait_s: float
-) -> None:
+def _serve_when_banks_open(store: MemoryStore, health_servicer: HealthBoard, wait_s: float) -> None:
     """SERVING once every bank opened, or after ``wait_s`` with the banks that have; then
     ``BANKS_HEALTH_NAME`` turns SERVING when the last one has opened."""
     all_open = store.wait_until_open(wait_s)
@@ -245,46 +259,86 @@ def _assemble(
         LOG.warning(
             "serving on %s without API keys: anyone who can connect may write", settings.host
         )
-    interceptor = CallInterceptor(keys=keys, metrics=metrics)
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc"),
-        interceptors=[interceptor],
-        options=[
-            ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.max_receive_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
-            # Accept client keepalive pings every 60 s or more, with or without calls in
-            # flight: the SDK pings every 300 s, which gRPC's default minimum (also 300 s)
-            # turns into ping strikes and a GOAWAY "too_many_pings" when timers jitter.
-            ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-        ],
-        maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
-    )
-    bank_pb2_grpc.add_BankServiceServicer_to_server(BankServicer(engine), server)
-    memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(engine), server)
-    query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(engine), server)
-    model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", *SERVICE_NAMES, BANKS_HEALTH_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+    loop = ServerLoop()
+    pool = futures.ThreadPoolExecutor(max_workers=settings.worker_threads, thread_name_prefix="rpc")
+    try:
+        return _assemble_on(
+            settings, store, catalog=catalog, started=started, loop=loop, pool=pool,
+            metrics=metrics, engine=engine, keys=keys,
+        )  # fmt: skip
+    except BaseException:
+        pool.shutdown(wait=False)
+        loop.close()
+        raise
+
+
+def _assemble_on(
+    settings: ServerSettings,
+    store: BankStore,
+    *,
+    catalog: ModelCatalog,
+    started: float,
+    loop: ServerLoop,
+    pool: futures.ThreadPoolExecutor,
+    metrics: Metrics,
+    engine: Engine,
+    keys: KeyRing | None,
+) -> tuple[MemnetService, int]:
+    query_servicer = QueryServicer(engine)
+
+    def runs_inline(method: str, request: Any) -> bool:
+        return method == QUERY_METHOD and query_servicer.runs_inline(request)
+
+    interceptor = CallInterceptor(keys=keys, metrics=metrics, pool=pool, runs_inline=runs_inline)
+    health_board = HealthBoard(loop)
+
+    async def build() -> tuple[grpc.aio.Server, int]:
+        server = grpc.aio.server(
+            migration_thread_pool=pool,
+            interceptors=[interceptor],
+            options=[
+                ("grpc.max_send_message_length", settings.max_message_bytes),
+                ("grpc.max_receive_message_length", settings.max_message_bytes),
+                ("grpc.so_reuseport", 0),
+                # Accept client keepalive pings every 60 s or more, with or without calls
+                # in flight: the SDK pings every 300 s, which gRPC's default minimum (also
+                # 300 s) turns into ping strikes and a GOAWAY "too_many_pings" when timers
+                # jitter.
+                ("grpc.http2.min_ping_interval_without_data_ms", 60_000),
+                ("grpc.keepalive_permit_without_calls", 1),
+            ],
+            maximum_concurrent_rpcs=settings.max_concurrent_rpcs,
+        )
+        bank_pb2_grpc.add_BankServiceServicer_to_server(BankServicer(engine), server)
+        memory_pb2_grpc.add_MemoryServiceServicer_to_server(MemoryServicer(engine), server)
+        query_pb2_grpc.add_QueryServiceServicer_to_server(query_servicer, server)
+        model_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(engine), server)
+        health_pb2_grpc.add_HealthServicer_to_server(health_board.servicer, server)
+        enable_reflection((*SERVICE_NAMES, health.SERVICE_NAME), server)
+        try:
+            if credentials is None:
+                port = server.add_insecure_port(address)
+            else:
+                port = server.add_secure_port(address, credentials)
+        except RuntimeError as error:
+            raise FailedPrecondition(
+                f"cannot listen on {address}: {error}", field="port"
+            ) from error
+        if not port:
+            raise FailedPrecondition(f"cannot listen on {address}", field="port")
+        return server, port
+
     address = f"{settings.host}:{settings.port}"
     credentials = _credentials(settings)
-    try:
-        if credentials is None:
-            port = server.add_insecure_port(address)
-        else:
-            port = server.add_secure_port(address, credentials)
-    except RuntimeError as error:
-        raise FailedPrecondition(f"cannot listen on {address}: {error}", field="port") from error
-    if not port:
-        raise FailedPrecondition(f"cannot listen on {address}", field="port")
+    server, port = loop.call(build())
+    for name in ("", *SERVICE_NAMES, BANKS_HEALTH_NAME):
+        health_board.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     service = MemnetService(
         server,
+        loop=loop,
+        pool=pool,
         engine=engine,
-        health_servicer=health_servicer,
+        health_board=health_board,
         interceptor=interceptor,
         metrics=metrics,
         settings=settings,
@@ -307,17 +361,17 @@ def _assemble(
         try:
             service.metrics_port = metrics.serve(settings.metrics_host, settings.metrics_port)
         except OSError as error:
-            server.stop(None)
+            loop.call(server.stop(None))
             raise FailedPrecondition(
                 f"cannot serve metrics on {metrics_address}: {error}", field="metrics_port"
             ) from error
-    server.start()
+    loop.call(server.start())
     if service.poller is not None:
         service.poller.start()
     if isinstance(store, MemoryStore):
-        _serve_when_banks_open(store, health_servicer, settings.bank_open_wait_s)
+        _serve_when_banks_open(store, health_board, settings.bank_open_wait_s)
         _resume_reindexes_when_open(store, engine)
-    service.store_health = StoreHealth(store, health_servicer, ("", *SERVICE_NAMES))
+    service.store_health = StoreHealth(store, health_board, ("", *SERVICE_NAMES))
     LOG.info(
         "serving",
         extra={

@@ -2,18 +2,21 @@
 
 One server interceptor wraps the handlers of the four memnet services (health and
 reflection pass through untouched). Around each call it authenticates the API key
-and checks the caller's right on the bank the request names, runs the servicer,
-turns any exception into a status through ``errors.status_for``, and records the
-method, code and latency.
+and checks the caller's right on the bank the request names, runs the servicer (on
+the server's event loop or in its thread pool), turns any exception into a status
+through ``errors.status_for``, and records the method, code and latency.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import grpc
@@ -59,12 +62,27 @@ RULES: dict[str, Rule] = {
 }
 
 
-class CallInterceptor(grpc.ServerInterceptor):
-    """Auth + status mapping + metrics around every memnet RPC."""
+class CallInterceptor(grpc.aio.ServerInterceptor):
+    """Auth + status mapping + metrics around every memnet RPC, and where it runs.
 
-    def __init__(self, *, keys: KeyRing | None, metrics: Metrics) -> None:
+    The servicers are synchronous. A call runs on the server's event loop when
+    ``runs_inline(method, request)`` says it is short and never waits (a query that
+    skips the batcher), and in ``pool`` otherwise (writes, batched queries, streams,
+    everything that may block).
+    """
+
+    def __init__(
+        self,
+        *,
+        keys: KeyRing | None,
+        metrics: Metrics,
+        pool: Executor,
+        runs_inline: InlinePolicy | None = None,
+    ) -> None:
         self._keys = keys
         self._metrics = metrics
+        self._pool = pool
+        self._runs_inline = runs_inline
         self._idle = threading.Condition()
         self._inflight = 0
         # The wrapped handler of each method, built on its first call (a method's handler
@@ -76,16 +94,16 @@ class CallInterceptor(grpc.ServerInterceptor):
         with self._idle:
             return self._idle.wait_for(lambda: self._inflight == 0, timeout_s)
 
-    def intercept_service(
+    async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler:
         method = handler_call_details.method
         wrapped = self._wrapped.get(method)
         if wrapped is not None:
             return wrapped
-        handler = continuation(handler_call_details)
+        handler = await continuation(handler_call_details)
         rule = RULES.get(method)
         if handler is None or rule is None:
             return handler
@@ -113,31 +131,26 @@ class CallInterceptor(grpc.ServerInterceptor):
             )
         return handler
 
-    def _authenticate(self, context: grpc.ServicerContext) -> Principal | None:
+    def _authenticate(self, context: grpc.aio.ServicerContext) -> Principal | None:
         if self._keys is None:
             return None
-        return self._keys.authenticate(context.invocation_metadata())
+        return self._keys.authenticate(tuple(context.invocation_metadata() or ()))
 
-    def _call(
+    async def _call(
         self,
         method: str,
-        context: grpc.ServicerContext,
-        body: Callable[[Principal | None], Any],
+        context: grpc.aio.ServicerContext,
+        body: Callable[[Principal | None], Awaitable[Any]],
     ) -> Any:
         start = time.perf_counter()
         code = grpc.StatusCode.OK
         with self._idle:
             self._inflight += 1
         try:
-            principal = self._authenticate(context)
-            token = CURRENT_PRINCIPAL.set(principal)
-            try:
-                return body(principal)
-            finally:
-                CURRENT_PRINCIPAL.reset(token)
+            return await body(self._authenticate(context))
         except Exception as error:
             code, message = status_for(error, method=method)
-            context.abort(code, message)
+            await context.abort(code, message)
         finally:
             with self._idle:
                 self._inflight -= 1
@@ -157,24 +170,30 @@ class CallInterceptor(grpc.ServerInterceptor):
                     "rpc", extra={"method": method, "code": "OK", "latency_ms": latency_s * 1e3}
                 )
 
+    async def _in_pool(self, run: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+
     def _wrap_unary(
         self,
         method: str,
         rule: Rule,
         decode: Decoder,
-        behavior: Callable[[Any, grpc.ServicerContext], Any],
-    ) -> Callable[[bytes, grpc.ServicerContext], Any]:
-        def wrapped(request_bytes: bytes, context: grpc.ServicerContext) -> Any:
-            def body(principal: Principal | None) -> Any:
+        behavior: Callable[[Any, Any], Any],  # a servicer method (request, context)
+    ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]]:
+        async def wrapped(request_bytes: bytes, context: grpc.aio.ServicerContext) -> Any:
+            async def body(principal: Principal | None) -> Any:
                 request = decode(request_bytes)
                 if principal is not None and rule.right is not None:
                     if rule.bank_of is not None:
                         principal.check(rule.bank_of(request), rule.right)
                     else:
                         principal.check_right(rule.right)
-                return behavior(request, context)
+                run = partial(_as, principal, behavior, request, context)
+                if self._runs_inline is not None and self._runs_inline(method, request):
+                    return run()
+                return await self._in_pool(run)
 
-            return self._call(method, context, body)
+            return await self._call(method, context, body)
 
         return wrapped
 
@@ -183,18 +202,50 @@ class CallInterceptor(grpc.ServerInterceptor):
         method: str,
         rule: Rule,
         decode: Decoder,
-        behavior: Callable[[Iterator[Any], grpc.ServicerContext], Any],
-    ) -> Callable[[Iterator[bytes], grpc.ServicerContext], Any]:
-        def wrapped(request_bytes: Iterator[bytes], context: grpc.ServicerContext) -> Any:
-            def body(principal: Principal | None) -> Any:
-                requests = (decode(message) for message in request_bytes)
-                if principal is None or rule.right is None or rule.bank_of is None:
-                    return behavior(requests, context)
-                return behavior(_checked(requests, principal, rule), context)
+        behavior: Callable[[Iterator[Any], Any], Any],  # (request stream, context)
+    ) -> Callable[[AsyncIterator[bytes], grpc.aio.ServicerContext], Awaitable[Any]]:
+        async def wrapped(
+            request_bytes: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+        ) -> Any:
+            loop = asyncio.get_running_loop()
 
-            return self._call(method, context, body)
+            async def body(principal: Principal | None) -> Any:
+                # The servicer reads the stream in a pool thread, one message at a time.
+                requests: Iterator[Any] = (decode(m) for m in _blocking_iter(request_bytes, loop))
+                if principal is not None and rule.right is not None and rule.bank_of is not None:
+                    requests = _checked(requests, principal, rule)
+                return await self._in_pool(partial(_as, principal, behavior, requests, context))
+
+            return await self._call(method, context, body)
 
         return wrapped
+
+
+InlinePolicy = Callable[[str, Any], bool]  # (method, decoded request) -> run on the loop
+
+
+def _as(principal: Principal | None, behavior: Callable[..., Any], *args: Any) -> Any:
+    """``behavior(*args)`` with ``CURRENT_PRINCIPAL`` set, in whichever thread runs it."""
+    token = CURRENT_PRINCIPAL.set(principal)
+    try:
+        return behavior(*args)
+    finally:
+        CURRENT_PRINCIPAL.reset(token)
+
+
+def _blocking_iter(
+    messages: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop
+) -> Iterator[bytes]:
+    """A client stream read from another thread: each message is awaited on ``loop``."""
+
+    async def next_message() -> bytes:
+        return await anext(messages)
+
+    while True:
+        try:
+            yield asyncio.run_coroutine_threadsafe(next_message(), loop).result()
+        except StopAsyncIteration:
+            return
 
 
 Decoder = Callable[[bytes], Any]

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
+from grpc_reflection.v1alpha import _async as reflection_aio
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 V1ALPHA_SERVICE_NAME: str = reflection.SERVICE_NAME
@@ -45,12 +46,16 @@ def _add_v1_descriptor() -> None:
     pool.Add(proto)
 
 
-def enable_reflection(service_names: Iterable[str], server: grpc.Server) -> None:
+def enable_reflection(service_names: Iterable[str], server: grpc.Server | grpc.aio.Server) -> None:
     """Serve reflection v1 and v1alpha on ``server``, listing ``service_names`` and both."""
     _add_v1_descriptor()
     names = (*service_names, V1_SERVICE_NAME, V1ALPHA_SERVICE_NAME)
     reflection.enable_server_reflection(names, server)  # v1alpha
-    servicer = reflection.ReflectionServicer(names)
+    servicer = (
+        reflection_aio.ReflectionServicer(names)
+        if isinstance(server, grpc.aio.Server)
+        else reflection.ReflectionServicer(names)
+    )
     v1 = grpc.method_handlers_generic_handler(
         V1_SERVICE_NAME,
         {

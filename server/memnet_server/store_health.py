@@ -13,12 +13,13 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from grpc_health.v1 import health, health_pb2
+from grpc_health.v1 import health_pb2
 
 from memnet.errors import MemnetError
 from memnet.store.interface import BankStore
 from memnet.store.types import StoreLimits
 from memnet_server.config import ServerSettings
+from memnet_server.loop import HealthBoard
 
 LOG = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class StoreHealth:
     def __init__(
         self,
         store: BankStore,
-        servicer: health.HealthServicer,
+        servicer: HealthBoard,
         services: Sequence[str],
         *,
         interval_s: float = HEALTH_CHECK_INTERVAL_S,

@@ -217,6 +217,12 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self._engine = engine
         self._settings = engine.settings
 
+    def runs_inline(self, request: query_pb2.QueryRequest) -> bool:
+        """Whether the server may run this request on its event loop (``Engine.runs_inline``)."""
+        shape = request.query_vectors.shape
+        n_queries = len(request.questions) or (shape[0] if shape else 1)
+        return self._engine.runs_inline(request.bank, n_queries)
+
     def Query(  # noqa: N802
         self, request: query_pb2.QueryRequest, context: grpc.ServicerContext
     ) -> query_pb2.QueryResponse:
