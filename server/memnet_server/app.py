@@ -38,9 +38,9 @@ from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
-from memnet_server.engine import Engine
+from memnet_server.engine import Engine, Placement
 from memnet_server.interceptors import CallInterceptor
-from memnet_server.loop import HealthBoard, ServerLoop
+from memnet_server.loop import HealthBoard, LoopBatcher, ServerLoop
 from memnet_server.metrics import Metrics, label_key
 from memnet_server.model_poller import ModelPoller
 from memnet_server.reflection import enable_reflection
@@ -286,10 +286,13 @@ def _assemble_on(
 ) -> tuple[MemnetService, int]:
     query_servicer = QueryServicer(engine)
 
-    def runs_inline(method: str, request: Any) -> bool:
-        return method == QUERY_METHOD and query_servicer.runs_inline(request)
+    def place(method: str, request: Any) -> Placement:
+        return query_servicer.placement(request) if method == QUERY_METHOD else Placement.POOL
 
-    interceptor = CallInterceptor(keys=keys, metrics=metrics, pool=pool, runs_inline=runs_inline)
+    batcher = LoopBatcher(query_servicer.query_together)
+    interceptor = CallInterceptor(
+        keys=keys, metrics=metrics, pool=pool, place=place, batcher=batcher
+    )
     health_board = HealthBoard(loop)
 
     async def build() -> tuple[grpc.aio.Server, int]:

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from enum import Enum
 
 import numpy as np
 
@@ -48,7 +49,7 @@ from memnet.store.types import (
 )
 from memnet_server import binding
 from memnet_server.bank_requests import BankRequest, bank_config
-from memnet_server.batching import Batcher, BatchObserver, batching_pays
+from memnet_server.batching import Batcher, BatchObserver, batching_pays, slice_output
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
 from memnet_server.reindex import Reindexer, ReindexStatus
@@ -56,7 +57,17 @@ from memnet_server.reindex import Reindexer, ReindexStatus
 LOG = logging.getLogger(__name__)
 
 RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
-# A query runs on the server's event loop (``Engine.runs_inline``) with at most this
+
+
+class Placement(Enum):
+    """Where the server runs a query (``Engine.placement``)."""
+
+    LOOP = "loop"  # on the event loop, at once
+    LOOP_BATCHED = "loop, batched"  # on the event loop, with the queries that came with it
+    POOL = "pool"  # in a worker thread
+
+
+# A query runs on the server's event loop (``Engine.placement``) with at most this
 # many queries, and over a flat index only on banks of at most this many memories: a
 # one-query scan of 65,536 x 128 takes ~4 ms on the 2-core benchmark machine.
 INLINE_MAX_QUERIES = 8
@@ -248,14 +259,19 @@ class Engine:
 
     # Queries.
 
-    def runs_inline(self, bank_name: str, n_queries: int) -> bool:
-        """Whether a query of ``n_queries`` to the bank is short and never waits, so the
-        server may run it on its event loop instead of handing it to a worker thread:
-        no batcher (whose queue waits), no write holding the bank's lock, no network
-        (Milvus), and a graph or list index or a small bank. Errors are cheap: a query
-        to a bank that does not exist (yet) runs inline and fails there."""
+    def placement(self, bank_name: str, n_queries: int) -> Placement:
+        """Where the server runs a query of ``n_queries`` to the bank (docs/server.md,
+        "Event loop and worker threads").
+
+        ``LOOP``: short and never waits: no batcher, no write holding the bank's lock, no
+        network (Milvus), a graph or list index or a small bank. ``LOOP_BATCHED``: the
+        same, for a text bank with batching on: queries that reach the loop together run
+        as one forward there (``query(..., direct=True)`` on their questions joined).
+        ``POOL``: everything else, in a worker thread (the thread batcher for big flat
+        banks). Errors are cheap: a query to a bank that does not exist (yet) runs on
+        the loop and fails there."""
         if n_queries > INLINE_MAX_QUERIES or not self.store.in_process:
-            return False
+            return Placement.POOL
         try:
             bank = self.bank(bank_name)
             info = (
@@ -264,14 +280,15 @@ class Engine:
                 .info
             )
         except MemnetError:
-            return True
-        if self.settings.batching_enabled and batching_pays(info, bank.config):
-            return False
-        if not bank.searchable_now():
-            return False
-        return bank.config.index.kind is not IndexKind.FLAT or (
+            return Placement.LOOP
+        small = bank.config.index.kind is not IndexKind.FLAT or (
             bank.count() <= INLINE_MAX_FLAT_MEMORIES
         )
+        if not small or not bank.searchable_now():
+            return Placement.POOL
+        if self.settings.batching_enabled and batching_pays(info, bank.config):
+            return Placement.LOOP_BATCHED if info.input_kind is InputKind.TEXT else Placement.POOL
+        return Placement.LOOP
 
     def query(
         self,
@@ -283,6 +300,7 @@ class Engine:
         deadline: float | None,
         include_vectors: bool = False,
         include_contents: bool = True,
+        direct: bool = False,
     ) -> QueryAnswer:
         """Answer B questions (text) or (B, Dk) query vectors against one bank.
 
@@ -290,6 +308,8 @@ class Engine:
         ``include_contents`` is False; their key and value vectors (a copy each) only
         with ``include_vectors``. A query never mixes model versions: if the bank
         switches versions while it runs (a reindex), it runs again on the new one.
+        ``direct``: run the forward in this thread, never through the batcher (the
+        caller batched already; the batch size is observed as the batcher's would be).
         """
 
         def once() -> QueryAnswer:
@@ -301,6 +321,7 @@ class Engine:
                 deadline=deadline,
                 include_vectors=include_vectors,
                 include_contents=include_contents,
+                direct=direct,
             )
 
         try:
@@ -318,6 +339,7 @@ class Engine:
         deadline: float | None,
         include_vectors: bool,
         include_contents: bool,
+        direct: bool,
     ) -> QueryAnswer:
         bank = self.bank(bank_name)
         config = bank.config
@@ -351,7 +373,13 @@ class Engine:
             queries, unknown = vectors, [[] for _ in range(vectors.shape[0])]
         _check_deadline(deadline)
         bank_seq = bank.last_seq
-        output = self._run(bank, model, options, np.ascontiguousarray(queries), deadline)
+        queries = np.ascontiguousarray(queries)
+        if direct:
+            if self._observe_batch is not None:
+                self._observe_batch(int(queries.shape[0]))
+            output = model.query(queries, BankMemorySource(bank), options)
+        else:
+            output = self._run(bank, model, options, queries, deadline)
         records: dict[str, MemoryRecord] = {}
         if include_vectors:
             ordered = sorted(set(_attended(output)))
@@ -413,6 +441,15 @@ class Engine:
                 )
                 self._batchers[bank.name] = (bank, batcher)
             return batcher
+
+
+def answer_rows(answer: QueryAnswer, start: int, stop: int) -> QueryAnswer:
+    """Rows [start, stop) of an answer to several requests' questions joined."""
+    return replace(
+        answer,
+        output=slice_output(answer.output, start, stop),
+        unknown_words=answer.unknown_words[start:stop],
+    )
 
 
 def _attended(output: QueryOutput) -> Iterator[str]:

@@ -24,7 +24,9 @@ from google.protobuf.message import DecodeError
 
 from memnet.errors import InvalidArgument
 from memnet_server.auth import CURRENT_PRINCIPAL, KeyRing, Principal, Right
+from memnet_server.engine import Placement
 from memnet_server.errors import status_for
+from memnet_server.loop import LoopBatcher
 from memnet_server.metrics import Metrics
 
 LOG = logging.getLogger(__name__)
@@ -65,10 +67,11 @@ RULES: dict[str, Rule] = {
 class CallInterceptor(grpc.aio.ServerInterceptor):
     """Auth + status mapping + metrics around every memnet RPC, and where it runs.
 
-    The servicers are synchronous. A call runs on the server's event loop when
-    ``runs_inline(method, request)`` says it is short and never waits (a query that
-    skips the batcher), and in ``pool`` otherwise (writes, batched queries, streams,
-    everything that may block).
+    The servicers are synchronous. ``place(method, request)`` says where a unary call
+    runs: on the server's event loop when it is short and never waits (a query that
+    skips the batcher), through ``batcher`` on the loop together with the requests
+    that arrived with it (queries to a text bank), or in ``pool`` (writes, big or
+    batched scans, everything that may block; also every call without a policy).
     """
 
     def __init__(
@@ -77,12 +80,14 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         keys: KeyRing | None,
         metrics: Metrics,
         pool: Executor,
-        runs_inline: InlinePolicy | None = None,
+        place: PlacementPolicy | None = None,
+        batcher: LoopBatcher | None = None,
     ) -> None:
         self._keys = keys
         self._metrics = metrics
         self._pool = pool
-        self._runs_inline = runs_inline
+        self._place = place
+        self._batcher = batcher
         self._idle = threading.Condition()
         self._inflight = 0
         # The wrapped handler of each method, built on its first call (a method's handler
@@ -189,8 +194,11 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                     else:
                         principal.check_right(rule.right)
                 run = partial(_as, principal, behavior, request, context)
-                if self._runs_inline is not None and self._runs_inline(method, request):
+                place = Placement.POOL if self._place is None else self._place(method, request)
+                if place is Placement.LOOP:
                     return run()
+                if place is Placement.LOOP_BATCHED and self._batcher is not None:
+                    return await self._batcher.submit(request)
                 return await self._in_pool(run)
 
             return await self._call(method, context, body)
@@ -221,7 +229,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
-InlinePolicy = Callable[[str, Any], bool]  # (method, decoded request) -> run on the loop
+PlacementPolicy = Callable[[str, Any], Placement]  # (method, decoded request) -> where
 
 
 def _as(principal: Principal | None, behavior: Callable[..., Any], *args: Any) -> Any:

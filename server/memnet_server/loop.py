@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from grpc_health.v1 import health_pb2
@@ -64,7 +64,10 @@ class HealthBoard:
         self.servicer = HealthServicer()
 
     def set(self, service: str, status: health_pb2.HealthCheckResponse.ServingStatus) -> None:
-        """Set ``service``'s status; returns once watchers have been told (off the loop)."""
+        """Set ``service``'s status; returns once watchers have been told (off the loop).
+        Ignored once the server has stopped and closed its loop."""
+        if self._loop.loop.is_closed():
+            return
         if self._loop.in_loop():
             self._loop.submit(self.servicer.set(service, status))
         else:
@@ -73,3 +76,42 @@ class HealthBoard:
     def enter_graceful_shutdown(self) -> None:
         """NOT_SERVING for every service from now on; later ``set`` calls are ignored."""
         self._loop.call(self.servicer.enter_graceful_shutdown(), timeout_s=10)
+
+
+Answer = Callable[[list[Any]], list[Any]]  # requests -> a response or an Exception each
+
+
+class LoopBatcher:
+    """Requests that reach the event loop together, answered by one call on the loop.
+
+    ``submit`` queues a request and, if none is queued yet, schedules a flush with
+    ``call_soon``: every handler the loop runs before that flush joins the batch, so a
+    lone request waits for nothing, and requests that arrive while the loop is busy
+    (with the previous batch) go out together. ``answer`` runs on the loop.
+    """
+
+    def __init__(self, answer: Answer) -> None:
+        self._answer = answer
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+
+    async def submit(self, request: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((request, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        try:
+            results = self._answer([request for request, _ in pending])
+        except Exception as error:  # answer() reports per request; this is a bug
+            results = [error] * len(pending)
+        for (_, future), result in zip(pending, results, strict=True):
+            if future.done():  # the caller went away (cancelled)
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import replace
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import grpc
@@ -23,7 +23,7 @@ from memnet_server.convert import (
     enum_value,
     parse_json_object,
 )
-from memnet_server.engine import Engine, QueryAnswer
+from memnet_server.engine import Engine, Placement, QueryAnswer, answer_rows
 from memnet_server.servicers.query_arrays import decode_layout, encode_arrays, hop_weight_order
 
 DEFAULT_TOP_ANSWERS = 5
@@ -217,32 +217,110 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         self._engine = engine
         self._settings = engine.settings
 
-    def runs_inline(self, request: query_pb2.QueryRequest) -> bool:
-        """Whether the server may run this request on its event loop (``Engine.runs_inline``)."""
+    def placement(self, request: query_pb2.QueryRequest) -> Placement:
+        """Where the server runs this request (``Engine.placement``)."""
         shape = request.query_vectors.shape
         n_queries = len(request.questions) or (shape[0] if shape else 1)
-        return self._engine.runs_inline(request.bank, n_queries)
+        return self._engine.placement(request.bank, n_queries)
 
     def Query(  # noqa: N802
         self, request: query_pb2.QueryRequest, context: grpc.ServicerContext
     ) -> query_pb2.QueryResponse:
-        options = decode_options(request, self._settings)
-        top = decode_top_answers(request, self._settings)
-        questions, vectors = decode_inputs(request, self._settings)
-        as_arrays = decode_layout(request)
+        call = _Call.of(request, self._settings)
         remaining_s = context.time_remaining()  # huge, not None, when the call has no deadline
         has_deadline = remaining_s is not None and remaining_s < NO_DEADLINE_S
         deadline = time.monotonic() + remaining_s if has_deadline else None
         answer = self._engine.query(
             request.bank,
-            options,
-            questions=questions,
-            vectors=vectors,
+            call.options,
+            questions=call.questions,
+            vectors=call.vectors,
             deadline=deadline,
             include_vectors=request.include_vectors,
-            include_contents=not as_arrays,
+            include_contents=not call.as_arrays,
         )
-        if as_arrays:
+        return call.respond(answer)
+
+    def query_together(
+        self, requests: list[query_pb2.QueryRequest]
+    ) -> list[query_pb2.QueryResponse | Exception]:
+        """Answer text requests that arrived together: those with the same bank, options
+        and layout as one engine call on their questions joined (up to
+        ``batching_max_batch`` questions), each answered with its own rows. A request
+        that fails (bad input) fails alone; an engine error fails its group."""
+        out: list[query_pb2.QueryResponse | Exception] = [
+            InvalidArgument("not answered", field="request")
+        ] * len(requests)
+        groups: dict[Hashable, list[tuple[int, _Call]]] = {}
+        for i, request in enumerate(requests):
+            try:
+                call = _Call.of(request, self._settings)
+                if call.questions is None:
+                    raise InvalidArgument("query_together takes questions", field="questions")
+            except Exception as error:
+                out[i] = error
+                continue
+            groups.setdefault(call.group_key(request), []).append((i, call))
+        max_rows = self._settings.batching_max_batch
+        for members in groups.values():
+            for chunk in _chunks(members, max_rows):
+                self._answer_chunk(requests, chunk, out)
+        return out
+
+    def _answer_chunk(
+        self,
+        requests: list[query_pb2.QueryRequest],
+        chunk: list[tuple[int, _Call]],
+        out: list[query_pb2.QueryResponse | Exception],
+    ) -> None:
+        first = requests[chunk[0][0]]
+        questions = [q for _, call in chunk for q in call.questions or ()]
+        try:
+            answer = self._engine.query(
+                first.bank,
+                chunk[0][1].options,
+                questions=questions,
+                vectors=None,
+                deadline=None,
+                include_vectors=first.include_vectors,
+                include_contents=not chunk[0][1].as_arrays,
+                direct=True,
+            )
+        except Exception as error:
+            for i, _ in chunk:
+                out[i] = error
+            return
+        start = 0
+        for i, call in chunk:
+            rows = len(call.questions or ())
+            out[i] = call.respond(answer_rows(answer, start, start + rows))
+            start += rows
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One QueryRequest decoded: what the engine needs and how to answer."""
+
+    request: query_pb2.QueryRequest
+    options: SearchOptions
+    top: int
+    questions: list[str] | None
+    vectors: np.ndarray | None
+    as_arrays: bool
+
+    @classmethod
+    def of(cls, request: query_pb2.QueryRequest, settings: ServerSettings) -> _Call:
+        options = decode_options(request, settings)
+        top = decode_top_answers(request, settings)
+        questions, vectors = decode_inputs(request, settings)
+        return cls(request, options, top, questions, vectors, decode_layout(request))
+
+    def group_key(self, request: query_pb2.QueryRequest) -> Hashable:
+        """Requests with equal keys can share one engine call."""
+        return (request.bank, self.options, self.as_arrays, request.include_vectors)
+
+    def respond(self, answer: QueryAnswer) -> query_pb2.QueryResponse:
+        if self.as_arrays:
             return query_pb2.QueryResponse(
                 arrays=encode_arrays(answer),
                 model=answer.model.name,
@@ -256,8 +334,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
                 encode_result(
                     answer,
                     row,
-                    top_answers=top,
-                    include_vectors=request.include_vectors,
+                    top_answers=self.top,
+                    include_vectors=self.request.include_vectors,
                     orders=orders,
                 )
                 for row in range(rows)
@@ -266,3 +344,18 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             model_version=answer.model_version,
             bank_seq=answer.bank_seq,
         )
+
+
+def _chunks(members: list[tuple[int, _Call]], max_rows: int) -> Iterable[list[tuple[int, _Call]]]:
+    """Consecutive runs of ``members`` of at most ``max_rows`` questions (one at least)."""
+    chunk: list[tuple[int, _Call]] = []
+    rows = 0
+    for member in members:
+        n = len(member[1].questions or ())
+        if chunk and rows + n > max_rows:
+            yield chunk
+            chunk, rows = [], 0
+        chunk.append(member)
+        rows += n
+    if chunk:
+        yield chunk
