@@ -289,9 +289,15 @@ def _assemble_on(
     def place(method: str, request: Any) -> Placement:
         return query_servicer.placement(request) if method == QUERY_METHOD else Placement.POOL
 
-    batcher = LoopBatcher(query_servicer.query_together)
+    batcher = LoopBatcher(
+        query_servicer.query_together, max_delay_s=settings.batching_max_delay_ms / 1000.0
+    )
     interceptor = CallInterceptor(
-        keys=keys, metrics=metrics, pool=pool, place=place, batcher=batcher
+        keys=keys,
+        metrics=metrics,
+        pool=pool,
+        place=place,
+        batcher=batcher,
     )
     health_board = HealthBoard(loop)
 

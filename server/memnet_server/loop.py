@@ -84,26 +84,61 @@ Answer = Callable[[list[Any]], list[Any]]  # requests -> a response or an Except
 class LoopBatcher:
     """Requests that reach the event loop together, answered by one call on the loop.
 
-    ``submit`` queues a request and, if none is queued yet, schedules a flush with
-    ``call_soon``: every handler the loop runs before that flush joins the batch, so a
-    lone request waits for nothing, and requests that arrive while the loop is busy
-    (with the previous batch) go out together. ``answer`` runs on the loop.
+    The first request queued opens a window; every request queued before it closes
+    joins the batch, and ``answer`` runs on the loop for all of them. The window is
+    ``max_delay_s`` when that is set; otherwise it adapts to the load: ``window_s``
+    while windows keep gathering more than one request (concurrent callers), none for
+    the next ``skip`` requests after ``misses`` windows in a row gathered only their
+    own (a lone caller then waits for nothing, apart from one probe window every
+    ``skip`` requests).
     """
 
-    def __init__(self, answer: Answer) -> None:
+    def __init__(
+        self,
+        answer: Answer,
+        *,
+        max_delay_s: float = 0.0,
+        window_s: float = 0.0015,
+        misses: int = 2,
+        skip: int = 8,
+    ) -> None:
         self._answer = answer
+        self._max_delay_s = max_delay_s
+        self._window_s = window_s
+        self._misses_allowed = misses
+        self._skip_after_misses = skip
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._waited = False  # the open batch waited for a window
+        self._misses = 0  # windows in a row that gathered a single request
+        self._skip = 0  # requests still to answer without a window
 
     async def submit(self, request: Any) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((request, future))
         if len(self._pending) == 1:
-            loop.call_soon(self._flush)
+            delay = self._window()
+            self._waited = delay > 0
+            if delay > 0:
+                loop.call_later(delay, self._flush)
+            else:
+                loop.call_soon(self._flush)
         return await future
+
+    def _window(self) -> float:
+        if self._max_delay_s > 0:
+            return self._max_delay_s
+        if self._skip > 0:
+            self._skip -= 1
+            return 0.0
+        return self._window_s
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        if self._waited and self._max_delay_s <= 0:
+            self._misses = self._misses + 1 if len(pending) == 1 else 0
+            if self._misses >= self._misses_allowed:
+                self._misses, self._skip = 0, self._skip_after_misses
         try:
             results = self._answer([request for request, _ in pending])
         except Exception as error:  # answer() reports per request; this is a bug

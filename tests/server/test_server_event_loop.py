@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -162,6 +163,25 @@ def test_requests_reaching_the_loop_together_share_one_answer() -> None:
     assert lone == 2
     assert together[:2] == [4, 6] and isinstance(together[2], ValueError)
     assert calls == [[1], [2, 3, "bad"]]
+
+
+def test_the_window_closes_for_a_lone_caller_and_opens_again_to_probe() -> None:
+    window_s = 0.05
+    batcher = LoopBatcher(list, window_s=window_s, misses=2, skip=3)
+
+    async def main() -> list[float]:
+        waits = []
+        for i in range(7):
+            t0 = time.perf_counter()
+            assert await batcher.submit(i) == i
+            waits.append(time.perf_counter() - t0)
+        return waits
+
+    waits = asyncio.run(main())
+    waited = [w >= window_s * 0.9 for w in waits]
+    # Two windows that gathered only their own request, three answered at once, then
+    # a probe window again (whose miss closes it for the next three).
+    assert waited == [True, True, False, False, False, True, True], waits
 
 
 def test_text_queries_answered_together_get_what_each_gets_alone(
