@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import torch
+import numpy as np
 
 from memnet.data.vocab import Vocabulary, tokenize
 from memnet.errors import InvalidArgument
@@ -12,7 +12,7 @@ MAX_TEXTS = 100_000
 
 def text_tokens(
     texts: list[str], vocab: Vocabulary, *, field: str
-) -> tuple[torch.Tensor, list[list[str]]]:
+) -> tuple[np.ndarray, list[list[str]]]:
     """(N, T) int64 token ids (0 = nil padding) and the unknown words of each text.
 
     Unknown words are dropped: a position-encoded sentence is then encoded as if they
@@ -34,5 +34,7 @@ def text_tokens(
         ids.append(known)
         unknown.append(missing)
     T = max(1, *(len(x) for x in ids))
-    padded = [x + [0] * (T - len(x)) for x in ids]
-    return torch.tensor(padded, dtype=torch.int64), unknown
+    tokens = np.zeros((len(ids), T), np.int64)
+    for row, known in enumerate(ids):
+        tokens[row, : len(known)] = known
+    return tokens, unknown

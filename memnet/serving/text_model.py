@@ -145,7 +145,8 @@ class TextMemoryModel:
         """Keys Σ_j l_j ⊙ A[w_j] and values Σ_j l_j ⊙ C[w_j], no temporal term. (N, D) each."""
         tokens, unknown = text_tokens(texts, self.checkpoint.vocab, field="texts")
         with torch.inference_mode(), torch_threads(self.threads):
-            chunks = tokens.split(ENCODE_CHUNK)  # bounds the (n, T, D) embedding tensors
+            # Chunks bound the (n, T, D) embedding tensors.
+            chunks = torch.from_numpy(tokens).split(ENCODE_CHUNK)
             keys = torch.cat([self.model.encode_keys(c) for c in chunks])  # (N, D)
             values = torch.cat([self.model.encode_values(c) for c in chunks])  # (N, D)
         return EncodedMemories(keys.numpy().copy(), values.numpy().copy(), unknown)
@@ -153,7 +154,7 @@ class TextMemoryModel:
     def encode_queries(self, texts: list[str]) -> EncodedTexts:
         """u_0 of each question. (B, D)."""
         tokens, unknown = text_tokens(texts, self.checkpoint.vocab, field="queries")
-        return EncodedTexts(self.forward.encode_question(tokens.numpy()), unknown)
+        return EncodedTexts(self.forward.encode_question(tokens), unknown)
 
     def query(
         self, queries: np.ndarray, memory: MemorySource, options: SearchOptions

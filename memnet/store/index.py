@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -198,15 +199,33 @@ def empty_like(index: faiss.Index, spec: IndexSpec, metric: Metric, dim: int) ->
     return clone
 
 
+# Adds of at least this many keys run on every core the process may use: inserting into
+# an HNSW graph (and assigning IVF lists) parallelises over the keys. Searches keep one
+# OpenMP thread per call (``search.use_threads``; OMP_NUM_THREADS=1 under memnet serve).
+# Measured on the 2-core benchmark machine: docs/benchmarks.md, "Server CPU per query RPC".
+PARALLEL_ADD_MIN = 1_000
+ADD_THREADS = max(1, len(os.sched_getaffinity(0)))
+
+
 def add(index: faiss.Index, slots: np.ndarray, keys: np.ndarray) -> None:
-    """Add (N, Dk) float32 ``keys`` under labels ``slots``."""
+    """Add (N, Dk) float32 ``keys`` under labels ``slots``; from ``PARALLEL_ADD_MIN``
+    keys on, on ``ADD_THREADS`` OpenMP threads (this thread's setting, restored after)."""
     if len(slots) == 0:
         return
-    if is_sequential(index):
-        assert int(slots[0]) == index.ntotal and int(slots[-1]) == index.ntotal + len(slots) - 1
-        index.add(keys)
-    else:
-        index.add_with_ids(keys, slots)
+    before = faiss.omp_get_max_threads()
+    threads = ADD_THREADS if len(slots) >= PARALLEL_ADD_MIN else before
+    if threads != before:
+        faiss.omp_set_num_threads(threads)
+    try:
+        if is_sequential(index):
+            first, last = int(slots[0]), int(slots[-1])
+            assert first == index.ntotal and last == index.ntotal + len(slots) - 1
+            index.add(keys)
+        else:
+            index.add_with_ids(keys, slots)
+    finally:
+        if threads != before:
+            faiss.omp_set_num_threads(before)
 
 
 def train(index: faiss.Index, keys: np.ndarray) -> None:

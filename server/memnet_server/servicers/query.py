@@ -147,13 +147,19 @@ def _add_hop(
         memory_id = ids[j]
         if not memory_id:
             continue
-        attended = add(id=memory_id, score=scores[j], weight=weights[j])
         content = contents.get(memory_id)
-        if content is not None:
-            if content.text:
-                attended.text = content.text
-            if content.metadata:
-                attended.metadata_json = dump_json(content.metadata)
+        if content is None:
+            attended = add(id=memory_id, score=scores[j], weight=weights[j])
+        elif content.metadata:
+            attended = add(
+                id=memory_id,
+                score=scores[j],
+                weight=weights[j],
+                text=content.text,
+                metadata_json=dump_json(content.metadata),
+            )
+        else:  # one call with every field: setting them one by one costs more
+            attended = add(id=memory_id, score=scores[j], weight=weights[j], text=content.text)
         record = records.get(memory_id) if include_vectors else None
         if record is not None:
             attended.key.CopyFrom(to_tensor(record.key))

@@ -233,3 +233,29 @@ def test_a_factory_bank_snapshotted_untrained_reopens_in_a_fresh_process(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1300", "True"]
+
+
+def test_big_adds_run_on_every_core_and_leave_the_thread_setting_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    monkeypatch.setattr(ix, "ADD_THREADS", before + 1)  # differs from this thread's setting
+    calls: list[int] = []
+    real_set = faiss.omp_set_num_threads
+
+    def recording_set(n: int) -> None:
+        calls.append(n)
+        real_set(n)
+
+    monkeypatch.setattr(faiss, "omp_set_num_threads", recording_set)
+    spec = IndexSpec(kind=IndexKind.HNSW, hnsw_m=8, ef_construction=16, ef_search=64)
+    index = ix.build(spec, Metric.INNER_PRODUCT, 16)
+    keys = clustered(np.random.default_rng(4), ix.PARALLEL_ADD_MIN, 16)
+    ix.add(index, np.arange(len(keys) - 1), keys[:-1])  # below the threshold
+    small = list(calls)
+    ix.add(index, np.arange(len(keys) - 1, 2 * len(keys) - 1), keys)  # at the threshold
+    assert index.ntotal == 2 * len(keys) - 1
+    assert faiss.omp_get_max_threads() == before
+    assert small == [] and calls == [before + 1, before]
