@@ -38,11 +38,12 @@ from memnet.store.types import StoreLimits, StoreSettings
 from memnet_server.auth import KeyRing
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import MIB, ServerSettings
-from memnet_server.engine import Engine, Placement
+from memnet_server.engine import Engine
 from memnet_server.interceptors import CallInterceptor
 from memnet_server.loop import HealthBoard, LoopBatcher, ServerLoop
 from memnet_server.metrics import Metrics, label_key
 from memnet_server.model_poller import ModelPoller
+from memnet_server.placement import Placement
 from memnet_server.reflection import enable_reflection
 from memnet_server.servicers.bank import BankServicer
 from memnet_server.servicers.memory import MemoryServicer

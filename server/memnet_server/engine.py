@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
 
 import numpy as np
 
@@ -39,7 +38,6 @@ from memnet.serving.repository import ModelRef, ModelVersion
 from memnet.store.interface import BankStore
 from memnet.store.interface import MemoryBank as Bank
 from memnet.store.types import (
-    IndexKind,
     JsonObject,
     MemoryBatch,
     MemoryContent,
@@ -52,26 +50,12 @@ from memnet_server.bank_requests import BankRequest, bank_config
 from memnet_server.batching import Batcher, BatchObserver, batching_pays, slice_output
 from memnet_server.binding import ModelCatalog
 from memnet_server.config import ServerSettings
+from memnet_server.placement import INLINE_MAX_QUERIES, Placement, place_query
 from memnet_server.reindex import Reindexer, ReindexStatus
 
 LOG = logging.getLogger(__name__)
 
 RECORD_CHUNK = 10_000  # ids per bank.get when attaching vectors to attended memories
-
-
-class Placement(Enum):
-    """Where the server runs a query (``Engine.placement``)."""
-
-    LOOP = "loop"  # on the event loop, at once
-    LOOP_BATCHED = "loop, batched"  # on the event loop, with the queries that came with it
-    POOL = "pool"  # in a worker thread
-
-
-# A query runs on the server's event loop (``Engine.placement``) with at most this
-# many queries, and over a flat index only on banks of at most this many memories: a
-# one-query scan of 65,536 x 128 takes ~4 ms on the 2-core benchmark machine.
-INLINE_MAX_QUERIES = 8
-INLINE_MAX_FLAT_MEMORIES = 65_536
 
 
 @dataclass(frozen=True)
@@ -260,35 +244,20 @@ class Engine:
     # Queries.
 
     def placement(self, bank_name: str, n_queries: int) -> Placement:
-        """Where the server runs a query of ``n_queries`` to the bank (docs/server.md,
-        "Event loop and worker threads").
-
-        ``LOOP``: short and never waits: no batcher, no write holding the bank's lock, no
-        network (Milvus), a graph or list index or a small bank. ``LOOP_BATCHED``: the
-        same, for a text bank with batching on: queries that reach the loop together run
-        as one forward there (``query(..., direct=True)`` on their questions joined).
-        ``POOL``: everything else, in a worker thread (the thread batcher for big flat
-        banks). Errors are cheap: a query to a bank that does not exist (yet) runs on
-        the loop and fails there."""
+        """Where the server runs a query of ``n_queries`` to the bank (``place_query``).
+        Errors are cheap: a query to a bank that does not exist (yet) runs on the loop
+        and fails there."""
         if n_queries > INLINE_MAX_QUERIES or not self.store.in_process:
             return Placement.POOL
         try:
             bank = self.bank(bank_name)
-            info = (
-                binding.version_of(self.models, bank.config, default_model=self._default_model)
-                .served()
-                .info
+            version = binding.version_of(
+                self.models, bank.config, default_model=self._default_model
             )
+            info = version.served().info
         except MemnetError:
             return Placement.LOOP
-        small = bank.config.index.kind is not IndexKind.FLAT or (
-            bank.count() <= INLINE_MAX_FLAT_MEMORIES
-        )
-        if not small or not bank.searchable_now():
-            return Placement.POOL
-        if self.settings.batching_enabled and batching_pays(info, bank.config):
-            return Placement.LOOP_BATCHED if info.input_kind is InputKind.TEXT else Placement.POOL
-        return Placement.LOOP
+        return place_query(bank, info, batching=self.settings.batching_enabled)
 
     def query(
         self,

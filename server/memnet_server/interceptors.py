@@ -24,10 +24,10 @@ from google.protobuf.message import DecodeError
 
 from memnet.errors import InvalidArgument
 from memnet_server.auth import CURRENT_PRINCIPAL, KeyRing, Principal, Right
-from memnet_server.engine import Placement
 from memnet_server.errors import status_for
 from memnet_server.loop import LoopBatcher
 from memnet_server.metrics import Metrics
+from memnet_server.placement import Placement
 
 LOG = logging.getLogger(__name__)
 

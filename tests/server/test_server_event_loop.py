@@ -23,8 +23,8 @@ from server_support import Running, StartServer
 from memnet.api.tensors import from_tensor, to_tensor
 from memnet.api.v1 import bank_pb2, memory_pb2, query_pb2
 from memnet.errors import InvalidArgument
-from memnet_server.engine import INLINE_MAX_QUERIES, Placement
 from memnet_server.loop import LoopBatcher
+from memnet_server.placement import INLINE_MAX_QUERIES, Placement
 from memnet_server.servicers.query import QueryServicer
 
 STORY = "Mary moved to the bathroom."

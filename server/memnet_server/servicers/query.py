@@ -23,7 +23,8 @@ from memnet_server.convert import (
     enum_value,
     parse_json_object,
 )
-from memnet_server.engine import Engine, Placement, QueryAnswer, answer_rows
+from memnet_server.engine import Engine, QueryAnswer, answer_rows
+from memnet_server.placement import Placement
 from memnet_server.servicers.query_arrays import decode_layout, encode_arrays, hop_weight_order
 
 DEFAULT_TOP_ANSWERS = 5
