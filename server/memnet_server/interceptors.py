@@ -10,6 +10,7 @@ through ``errors.status_for``, and records the method, code and latency.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -176,7 +177,15 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
                 )
 
     async def _in_pool(self, run: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, run)
+        future = asyncio.get_running_loop().run_in_executor(self._pool, run)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # The call was cancelled (client gone, server stopping), but its handler runs
+            # on in its thread: it counts as running (``wait_idle``) until it returns.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([future])
+            raise
 
     def _wrap_unary(
         self,
