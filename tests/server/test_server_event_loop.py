@@ -205,14 +205,18 @@ def test_text_queries_answered_together_get_what_each_gets_alone(
         query_pb2.QueryRequest(bank="story", questions=["Where is John?"], k=2),  # other options
         query_pb2.QueryRequest(bank="story", questions=["Where is Mary?"], k=3, layout=arrays),
         query_pb2.QueryRequest(bank="story", questions=["Where is Mary?"], k=10**9),  # bad k
+        query_pb2.QueryRequest(  # vectors to a text bank: refused alone, as a lone call is
+            bank="story", query_vectors=to_tensor(np.zeros((1, 8), np.float32)), k=3
+        ),
     ]
     asked = _questions_per_engine_call(server)
     together = servicer.query_together(requests)
     # max_batch 3: the k=3 memories group (1 + 1 + 2 questions) runs as 2 + 2; k=2, the
-    # arrays layout and k=10**9 (refused by the engine, alone) run as a group each.
-    assert sorted(asked) == [1, 1, 1, 2, 2], asked
-    assert isinstance(together[-1], InvalidArgument) and together[-1].field == "k"
-    for request, answer in zip(requests[:-1], together[:-1], strict=True):
+    # arrays layout, k=10**9 and the vectors (both refused by the engine) run alone.
+    assert sorted(asked) == [0, 1, 1, 1, 2, 2], asked
+    assert isinstance(together[-2], InvalidArgument) and together[-2].field == "k"
+    assert isinstance(together[-1], InvalidArgument) and together[-1].field == "questions"
+    for request, answer in zip(requests[:-2], together[:-2], strict=True):
         assert isinstance(answer, query_pb2.QueryResponse)
         alone = servicer.Query(request, _NoDeadline())  # type: ignore[arg-type]
         _assert_same_answer(answer, alone)
@@ -224,7 +228,7 @@ def _questions_per_engine_call(server: Running) -> list[int]:
     asked: list[int] = []
 
     def spy(*args: Any, **kwargs: Any) -> Any:
-        asked.append(len(kwargs["questions"]))
+        asked.append(len(kwargs["questions"] or ()))
         return real(*args, **kwargs)
 
     engine.query = spy  # type: ignore[method-assign]

@@ -251,10 +251,11 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
     def query_together(
         self, requests: list[query_pb2.QueryRequest]
     ) -> list[query_pb2.QueryResponse | Exception]:
-        """Answer text requests that arrived together: those with the same bank, options
-        and layout as one engine call on their questions joined (up to
-        ``batching_max_batch`` questions), each answered with its own rows. A request
-        that fails (bad input) fails alone; an engine error fails its group."""
+        """Answer requests that arrived together: text requests with the same bank,
+        options and layout as one engine call on their questions joined (up to
+        ``batching_max_batch`` questions), each answered with its own rows; a request
+        with query vectors alone. A request that fails (bad input) fails alone; an
+        engine error fails its group. Runs every forward here (``direct``)."""
         out: list[query_pb2.QueryResponse | Exception] = [
             InvalidArgument("not answered", field="request")
         ] * len(requests)
@@ -262,12 +263,13 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         for i, request in enumerate(requests):
             try:
                 call = _Call.of(request, self._settings)
-                if call.questions is None:
-                    raise InvalidArgument("query_together takes questions", field="questions")
             except Exception as error:
                 out[i] = error
                 continue
-            groups.setdefault(call.group_key(request), []).append((i, call))
+            if call.questions is None:  # query vectors: answered (or refused) on their own
+                groups[("alone", i)] = [(i, call)]
+            else:
+                groups.setdefault(call.group_key(request), []).append((i, call))
         max_rows = self._settings.batching_max_batch
         for members in groups.values():
             for chunk in _chunks(members, max_rows):
@@ -286,8 +288,8 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             answer = self._engine.query(
                 first.bank,
                 chunk[0][1].options,
-                questions=questions,
-                vectors=None,
+                questions=questions or None,
+                vectors=chunk[0][1].vectors if len(chunk) == 1 else None,
                 deadline=None,
                 include_vectors=first.include_vectors,
                 include_contents=not chunk[0][1].as_arrays,
@@ -296,6 +298,9 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         except Exception as error:
             for i, _ in chunk:
                 out[i] = error
+            return
+        if len(chunk) == 1:
+            out[chunk[0][0]] = chunk[0][1].respond(answer)
             return
         start = 0
         for i, call in chunk:
