@@ -116,7 +116,13 @@ class ServerSettings(BaseSettings):
     max_queued_queries: int = Field(
         default=1024, ge=1, description="Questions waiting per bank; more → RESOURCE_EXHAUSTED."
     )
-    worker_threads: int = Field(default=32, ge=1, description="Threads running RPC handlers.")
+    worker_threads: int = Field(
+        default=32, ge=1, description="Threads running the RPC handlers kept off the event loop."
+    )
+    queries_on_loop: bool = Field(
+        default=True,
+        description="Run short queries on the event loop; false = every query in a worker thread.",
+    )
 
     # Dynamic batching of queries to the same bank.
     batching_enabled: bool = Field(default=True, description="Batch concurrent queries per bank.")

@@ -88,6 +88,15 @@ def test_short_queries_run_on_the_loop_and_the_rest_in_the_pool(
     assert len(writes) == 1 and writes[0].startswith("rpc")
 
 
+def test_queries_on_loop_off_sends_every_query_to_the_pool(start_server: StartServer) -> None:
+    server = start_server(queries_on_loop=False)
+    keys = _fill(server, "graph", index=HNSW)
+    queries = _threads_of(server, "query")
+    answer = server.queries.Query(_query(keys[:1], "graph"))
+    assert len(answer.results[0].hops[0].memories) == 4
+    assert len(queries) == 1 and queries[0].startswith("rpc"), queries
+
+
 def test_placement_follows_the_bank_its_lock_and_the_store(
     start_server: StartServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
