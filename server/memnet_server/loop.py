@@ -89,8 +89,8 @@ class LoopBatcher:
     ``max_delay_s`` when that is set; otherwise it adapts to the load: ``window_s``
     while windows keep gathering more than one request (concurrent callers), none for
     the next ``skip`` requests after ``misses`` windows in a row gathered only their
-    own (a lone caller then waits for nothing, apart from one probe window every
-    ``skip`` requests).
+    own (a lone caller then waits only in the ``misses`` probe windows that follow
+    every ``skip`` requests).
     """
 
     def __init__(
