@@ -343,12 +343,7 @@ class Engine:
         _check_deadline(deadline)
         bank_seq = bank.last_seq
         queries = np.ascontiguousarray(queries)
-        if direct:
-            if self._observe_batch is not None:
-                self._observe_batch(int(queries.shape[0]))
-            output = model.query(queries, BankMemorySource(bank), options)
-        else:
-            output = self._run(bank, model, options, queries, deadline)
+        output = self._run(bank, model, options, queries, deadline, direct=direct)
         records: dict[str, MemoryRecord] = {}
         if include_vectors:
             ordered = sorted(set(_attended(output)))
@@ -382,8 +377,15 @@ class Engine:
         options: SearchOptions,
         queries: np.ndarray,
         deadline: float | None,
+        *,
+        direct: bool,
     ) -> QueryOutput:
-        if not self.settings.batching_enabled or not batching_pays(model.info, bank.config):
+        """The forward, in this thread or through the bank's batcher; ``direct``: in this
+        thread, its batch size observed as the batcher's would be."""
+        if direct and self._observe_batch is not None:
+            self._observe_batch(int(queries.shape[0]))
+        batched = self.settings.batching_enabled and batching_pays(model.info, bank.config)
+        if direct or not batched:
             return model.query(queries, BankMemorySource(bank), options)
         return self._batcher(bank, model).submit(options, queries, deadline=deadline)
 

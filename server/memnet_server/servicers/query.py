@@ -237,16 +237,7 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
         remaining_s = context.time_remaining()  # huge, not None, when the call has no deadline
         has_deadline = remaining_s is not None and remaining_s < NO_DEADLINE_S
         deadline = time.monotonic() + remaining_s if has_deadline else None
-        answer = self._engine.query(
-            request.bank,
-            call.options,
-            questions=call.questions,
-            vectors=call.vectors,
-            deadline=deadline,
-            include_vectors=request.include_vectors,
-            include_contents=not call.as_arrays,
-        )
-        return call.respond(answer)
+        return call.respond(call.ask(self._engine, deadline=deadline))
 
     def query_together(
         self, requests: list[query_pb2.QueryRequest]
@@ -269,38 +260,26 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             if call.questions is None:  # query vectors: answered (or refused) on their own
                 groups[("alone", i)] = [(i, call)]
             else:
-                groups.setdefault(call.group_key(request), []).append((i, call))
+                groups.setdefault(call.group_key(), []).append((i, call))
         max_rows = self._settings.batching_max_batch
         for members in groups.values():
             for chunk in _chunks(members, max_rows):
-                self._answer_chunk(requests, chunk, out)
+                self._answer_chunk(chunk, out)
         return out
 
     def _answer_chunk(
-        self,
-        requests: list[query_pb2.QueryRequest],
-        chunk: list[tuple[int, _Call]],
-        out: list[query_pb2.QueryResponse | Exception],
+        self, chunk: list[tuple[int, _Call]], out: list[query_pb2.QueryResponse | Exception]
     ) -> None:
-        first = requests[chunk[0][0]]
-        questions = [q for _, call in chunk for q in call.questions or ()]
+        first = chunk[0][1]
+        joined = None if len(chunk) == 1 else [q for _, c in chunk for q in c.questions or ()]
         try:
-            answer = self._engine.query(
-                first.bank,
-                chunk[0][1].options,
-                questions=questions or None,
-                vectors=chunk[0][1].vectors if len(chunk) == 1 else None,
-                deadline=None,
-                include_vectors=first.include_vectors,
-                include_contents=not chunk[0][1].as_arrays,
-                direct=True,
-            )
+            answer = first.ask(self._engine, deadline=None, direct=True, questions=joined)
         except Exception as error:
             for i, _ in chunk:
                 out[i] = error
             return
-        if len(chunk) == 1:
-            out[chunk[0][0]] = chunk[0][1].respond(answer)
+        if joined is None:  # a request alone: its own answer, whole
+            out[chunk[0][0]] = first.respond(answer)
             return
         start = 0
         for i, call in chunk:
@@ -327,9 +306,30 @@ class _Call:
         questions, vectors = decode_inputs(request, settings)
         return cls(request, options, top, questions, vectors, decode_layout(request))
 
-    def group_key(self, request: query_pb2.QueryRequest) -> Hashable:
+    def group_key(self) -> Hashable:
         """Requests with equal keys can share one engine call."""
-        return (request.bank, self.options, self.as_arrays, request.include_vectors)
+        return (self.request.bank, self.options, self.as_arrays, self.request.include_vectors)
+
+    def ask(
+        self,
+        engine: Engine,
+        *,
+        deadline: float | None,
+        direct: bool = False,
+        questions: list[str] | None = None,
+    ) -> QueryAnswer:
+        """The engine's answer to this request, or to ``questions`` (this request's and
+        others' joined) with this request's options and layout."""
+        return engine.query(
+            self.request.bank,
+            self.options,
+            questions=self.questions if questions is None else questions,
+            vectors=self.vectors if questions is None else None,
+            deadline=deadline,
+            include_vectors=self.request.include_vectors,
+            include_contents=not self.as_arrays,
+            direct=direct,
+        )
 
     def respond(self, answer: QueryAnswer) -> query_pb2.QueryResponse:
         if self.as_arrays:
