@@ -158,6 +158,7 @@ def main() -> None:
         serve(a.serve)
         return
     import rpc_cost as rc
+    import service_driver as svc
     import timing
 
     rng = np.random.default_rng(2)
@@ -168,7 +169,7 @@ def main() -> None:
     cells: dict[tuple[str, str], list[rc.Cost]] = {}
     try:
         for server in servers.values():  # warm-up
-            asyncio.run(rc._drive(server.target, requests, a.in_flight, 0.5, "/floor.S/hempty"))
+            svc.run_service(server.target, requests, a.in_flight, 0.5, "/floor.S/hempty")
         for _ in range(a.rounds):
             for kind, server in servers.items():
                 for name in names:

@@ -15,7 +15,6 @@ reopens its client).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import datasets
 import numpy as np
+from lite_server import free_port
 from peer_measure import (
     EF_STEPS,
     RECALL_TARGET,
@@ -43,19 +43,13 @@ from peer_measure import (
 START_TIMEOUT_S = 60.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def chroma_server(path: Path) -> Iterator[int]:
     """``chroma run`` on ``path`` in a child process; yields its port once it answers."""
     import chromadb
 
     exe = shutil.which("chroma", path=str(Path(sys.executable).parent)) or "chroma"
-    port = _free_port()
+    port = free_port()
     cmd = [exe, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -387,20 +386,9 @@ def main() -> None:
 def _revision(python: Path) -> str:
     """The git commit of the checkout whose venv holds ``python`` (and "+dirty")."""
     checkout = python.parent.parent.parent  # CHECKOUT/.venv/bin/python (not resolved)
-    try:
-        rev = subprocess.run(
-            ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    rev = timing.git(checkout, "rev-parse", "--short", "HEAD")
+    dirty = timing.git(checkout, "status", "--porcelain", "--untracked-files=no")
+    if rev is None or dirty is None:
         return "unknown"
     return rev + ("+dirty" if dirty else "")
 

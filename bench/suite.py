@@ -88,16 +88,8 @@ def machine() -> str:
 
 
 def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return out.stdout.strip() + " (+ uncommitted work tree)"
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    rev = timing.git(ROOT, "rev-parse", "--short", "HEAD")
+    return "unknown" if rev is None else rev + " (+ uncommitted work tree)"
 
 
 def pngs(paths: list[Path], out: Path) -> str:

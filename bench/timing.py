@@ -1,4 +1,5 @@
-"""Timing helpers shared by the suite: medians of repeats, percentiles, one table printer.
+"""Timing helpers shared by the suite: medians of repeats, percentiles, one table printer,
+and the git revision a report names.
 
 Every figure the suite reports is a median of repeated measurements taken in the
 same process, so that ratios compare numbers measured side by side.
@@ -7,9 +8,11 @@ same process, so that ratios compare numbers measured side by side.
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -87,3 +90,13 @@ def fmt_ms(x: float) -> str:
 
 def fmt_ratio(x: float) -> str:
     return f"{x:,.1f}×" if x < 100 else f"{x:,.0f}×"
+
+
+def git(checkout: Path, *args: str) -> str | None:
+    """``git -C checkout ARGS``'s output, stripped; None when git fails or is missing."""
+    try:
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
