@@ -288,9 +288,7 @@ def _assemble_on(
     query_servicer = QueryServicer(engine)
 
     def place(method: str, request: Any) -> Placement:
-        if method != QUERY_METHOD or not settings.queries_on_loop:
-            return Placement.POOL
-        return query_servicer.placement(request)
+        return query_servicer.placement(request) if method == QUERY_METHOD else Placement.POOL
 
     batcher = LoopBatcher(
         query_servicer.query_together, max_delay_s=settings.batching_max_delay_ms / 1000.0

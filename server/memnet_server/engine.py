@@ -244,10 +244,14 @@ class Engine:
     # Queries.
 
     def placement(self, bank_name: str, n_queries: int) -> Placement:
-        """Where the server runs a query of ``n_queries`` to the bank (``place_query``).
-        Errors are cheap: a query to a bank that does not exist (yet) runs on the loop
-        and fails there."""
-        if n_queries > INLINE_MAX_QUERIES or not self.store.in_process:
+        """Where the server runs a query of ``n_queries`` to the bank (``place_query``;
+        always the pool with ``queries_on_loop`` off). Errors are cheap: a query to a
+        bank that does not exist (yet) runs on the loop and fails there."""
+        if (
+            not self.settings.queries_on_loop
+            or n_queries > INLINE_MAX_QUERIES
+            or not self.store.in_process
+        ):
             return Placement.POOL
         try:
             bank = self.bank(bank_name)

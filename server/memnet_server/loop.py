@@ -39,13 +39,6 @@ class ServerLoop:
         """Run ``coro`` on the loop and wait for its result (from any other thread)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout_s)
 
-    def submit(self, coro: Coroutine[Any, Any, T]) -> None:
-        """Run ``coro`` on the loop without waiting (safe from any thread, the loop's too)."""
-        if self.in_loop():
-            self.loop.create_task(coro)
-        else:
-            asyncio.run_coroutine_threadsafe(coro, self.loop)
-
     def close(self) -> None:
         """Stop the loop and join its thread (the server must already be stopped)."""
         if self.loop.is_closed():
@@ -68,8 +61,8 @@ class HealthBoard:
         Ignored once the server has stopped and closed its loop."""
         if self._loop.loop.is_closed():
             return
-        if self._loop.in_loop():
-            self._loop.submit(self.servicer.set(service, status))
+        if self._loop.in_loop():  # cannot wait for itself: scheduled
+            self._loop.loop.create_task(self.servicer.set(service, status))
         else:
             self._loop.call(self.servicer.set(service, status), timeout_s=10)
 
