@@ -202,8 +202,6 @@ def empty_like(index: faiss.Index, spec: IndexSpec, metric: Metric, dim: int) ->
 # Adds of at least this many keys run on every core the process may use: inserting into
 # an HNSW graph (and assigning IVF lists) parallelises over the keys. Searches keep one
 # OpenMP thread per call (``search.use_threads``; OMP_NUM_THREADS=1 under memnet serve).
-# Measured on the 2-core benchmark machine: docs/benchmarks.md, "memnet's service against
-# Chroma's server".
 PARALLEL_ADD_MIN = 1_000
 ADD_THREADS = max(
     1,
