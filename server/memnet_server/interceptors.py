@@ -156,25 +156,27 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
             return await body(self._authenticate(context))
         except Exception as error:
             code, message = status_for(error, method=method)
-            await context.abort(code, message)
         finally:
-            with self._idle:
-                self._inflight -= 1
-                if self._inflight == 0:  # only ``wait_idle`` waits, and only for zero
-                    self._idle.notify_all()
-            latency_s = time.perf_counter() - start
-            self._metrics.observe_call(method, code.name, latency_s)
-            if code is not grpc.StatusCode.OK:
-                LOG.info(
-                    "rpc %s failed with %s",
-                    method,
-                    code.name,
-                    extra={"method": method, "code": code.name, "latency_ms": latency_s * 1e3},
-                )
-            elif LOG.isEnabledFor(logging.DEBUG):
-                LOG.debug(
-                    "rpc", extra={"method": method, "code": "OK", "latency_ms": latency_s * 1e3}
-                )
+            # Counted before the status goes out, so a caller that has its answer also
+            # finds the call in the metrics and the log.
+            self._finish(method, code, time.perf_counter() - start)
+        await context.abort(code, message)
+
+    def _finish(self, method: str, code: grpc.StatusCode, latency_s: float) -> None:
+        with self._idle:
+            self._inflight -= 1
+            if self._inflight == 0:  # only ``wait_idle`` waits, and only for zero
+                self._idle.notify_all()
+        self._metrics.observe_call(method, code.name, latency_s)
+        if code is not grpc.StatusCode.OK:
+            LOG.info(
+                "rpc %s failed with %s",
+                method,
+                code.name,
+                extra={"method": method, "code": code.name, "latency_ms": latency_s * 1e3},
+            )
+        elif LOG.isEnabledFor(logging.DEBUG):
+            LOG.debug("rpc", extra={"method": method, "code": "OK", "latency_ms": latency_s * 1e3})
 
     async def _in_pool(self, run: Callable[[], Any]) -> Any:
         future = asyncio.get_running_loop().run_in_executor(self._pool, run)
