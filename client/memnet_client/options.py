@@ -25,6 +25,7 @@ import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, TypedDict, Unpack, get_args
 
@@ -47,6 +48,8 @@ DEFAULT_MAX_CHUNK_MEMORIES = 1000
 DEFAULT_CHUNK_BYTES = 3 * 1024 * 1024
 # Room for the bank name, the mode, the tensor shapes and protobuf framing.
 REQUEST_OVERHEAD_BYTES = 4096
+# Distinct (params, keyword knobs) combinations whose SearchParams are kept for reuse.
+PARAMS_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True)
@@ -209,8 +212,24 @@ def search_params(
         )
     names = SearchKnobs.__optional_keys__ if arrays else QueryKnobs.__optional_keys__
     _known(knobs, names)
-    base = params or SearchParams()
-    return dataclasses.replace(base, **knobs) if knobs else base
+    base = params or DEFAULT_SEARCH_PARAMS
+    if not knobs:
+        return base
+    # Typed, so that k=True or k=1.0 are checked (and refused) rather than found as k=1.
+    key = tuple(sorted((name, type(value), value) for name, value in knobs.items()))
+    try:
+        hash(key)
+    except TypeError:  # a metadata_filter dict, or a value that is refused below
+        return dataclasses.replace(base, **knobs)
+    return _with_knobs(base, key)
+
+
+@lru_cache(maxsize=PARAMS_CACHE_SIZE)
+def _with_knobs(base: SearchParams, knobs: tuple[tuple[str, type, Any], ...]) -> SearchParams:
+    """``base`` with ``knobs`` applied, built and checked once per combination (the
+    result is frozen, so calls share it; a rejected combination raises each time)."""
+    fields: dict[str, Any] = {name: value for name, _, value in knobs}
+    return dataclasses.replace(base, **fields)
 
 
 def write_options(options: WriteOptions | None, knobs: WriteKnobs) -> WriteOptions:
@@ -246,3 +265,7 @@ def _known(knobs: Mapping[str, object], names: frozenset[str]) -> None:
             f"unexpected keyword argument(s) {', '.join(unknown)}; the knobs here are "
             f"{', '.join(sorted(names))}"
         )
+
+
+# What a call without ``params`` starts from (built once: it is frozen).
+DEFAULT_SEARCH_PARAMS = SearchParams()

@@ -336,16 +336,24 @@ class ModelRepository:
         parsed = ref if isinstance(ref, ModelRef) else ModelRef.parse(ref or self.default_name)
         with self._lock:
             versions = self._versions.get(parsed.name)
-            known = sorted(self._versions)
-        if not versions:
-            raise NotFound(f"model {parsed.name!r} does not exist; known: {known}", field="model")
+            if not versions:
+                known = sorted(self._versions)
+                raise NotFound(
+                    f"model {parsed.name!r} does not exist; known: {known}", field="model"
+                )
+            latest: ModelVersion | None = None
+            if parsed.version is None:  # the newest ready version
+                for candidate in versions.values():
+                    if candidate.state is VersionState.READY and (
+                        latest is None or candidate.version > latest.version
+                    ):
+                        latest = candidate
         if parsed.version is None:
-            ready = [v for v in versions.values() if v.state is VersionState.READY]
-            if not ready:
+            if latest is None:
                 raise FailedPrecondition(
                     f"model {parsed.name!r} has no version that loaded", field="model"
                 )
-            return max(ready, key=lambda v: v.version)
+            return latest
         entry = versions.get(parsed.version)
         if entry is None:
             raise NotFound(

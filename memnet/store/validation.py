@@ -94,9 +94,8 @@ def matrix(array: object, *, field: str, cols: int | None, max_rows: int) -> np.
     if width == 0:
         raise InvalidArgument(f"{field} has dimension 0", field=field)
     out = np.ascontiguousarray(array, dtype=np.float32)
-    finite = np.isfinite(out).all(axis=1)
-    if not finite.all():
-        row = int(np.argmin(finite))
+    if not np.isfinite(out).all():
+        row = int(np.argmin(np.isfinite(out).all(axis=1)))
         raise InvalidArgument(
             f"{field} row {row} holds NaN or Inf (or overflows float32)", field=field
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -19,7 +19,7 @@ from memnet_client import (
     WriteOptions,
     errors,
 )
-from memnet_client.options import QueryKnobs, SearchKnobs, WriteKnobs
+from memnet_client.options import QueryKnobs, SearchKnobs, WriteKnobs, search_params
 
 DIM = 4
 
@@ -71,6 +71,31 @@ def test_search_params_name_the_field_at_fault(case: str) -> None:
     with pytest.raises(errors.ValidationError) as again:  # and so do replace and keywords
         SearchParams().replace(**fields)
     assert again.value.field == field
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SEARCH))
+def test_keyword_knobs_are_checked_on_every_call_cached_or_not(case: str) -> None:
+    fields, field = BAD_SEARCH[case]
+    good = cast(QueryKnobs, {n: 1 for n in fields if n in ("k", "hops", "ef_search", "nprobe")})
+    if good:  # an accepted value equal to the bad one (1 == 1.0 == True) is built first
+        assert search_params(None, good) is search_params(None, good)  # built once
+    for _ in range(2):
+        with pytest.raises(errors.ValidationError) as rejected:
+            search_params(None, cast(QueryKnobs, fields))
+        assert rejected.value.field == field
+
+
+def test_keyword_knobs_apply_over_params_and_a_filter_is_kept() -> None:
+    base = SearchParams(hops=2)
+    assert search_params(base, {}) is base
+    assert search_params(None, {}) == SearchParams()
+    tuned = search_params(base, {"k": 8, "ef_search": 64}, arrays=True)
+    assert (tuned.k, tuned.hops, tuned.ef_search) == (8, 2, 64)
+    assert search_params(base, {"ef_search": 64, "k": 8}, arrays=True) is tuned
+    filtered = search_params(base, {"metadata_filter": {"story": 1}})
+    assert filtered.metadata_filter == {"story": 1} and filtered.hops == 2
+    with pytest.raises(TypeError, match="include_vectors"):
+        search_params(None, {"include_vectors": True}, arrays=True)
 
 
 @pytest.mark.parametrize("case", sorted(BAD_WRITE))
