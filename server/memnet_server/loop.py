@@ -80,10 +80,12 @@ class LoopBatcher:
     The first request queued opens a window; every request queued before it closes
     joins the batch, and ``answer`` runs on the loop for all of them. The window is
     ``max_delay_s`` when that is set; otherwise it adapts to the load: ``window_s``
-    while windows keep gathering more than one request (concurrent callers), none for
-    the next ``skip`` requests after ``misses`` windows in a row gathered only their
-    own (a lone caller then waits only in the ``misses`` probe windows that follow
-    every ``skip`` requests).
+    while windows keep gathering more than one request (concurrent callers). After
+    ``misses`` windows in a row gathered only their own request (a lone caller), the
+    next ``skip`` requests go without a window, then ``misses`` probe windows; each
+    further run of lone probes doubles the skip, up to ``max_skip``. A lone caller
+    thus waits in ``misses`` windows per ``max_skip`` requests in the long run. Any
+    batch of two or more (with a window or without) opens the window again at once.
     """
 
     def __init__(
@@ -94,16 +96,19 @@ class LoopBatcher:
         window_s: float = 0.0015,
         misses: int = 2,
         skip: int = 8,
+        max_skip: int = 256,
     ) -> None:
         self._answer = answer
         self._max_delay_s = max_delay_s
         self._window_s = window_s
         self._misses_allowed = misses
-        self._skip_after_misses = skip
+        self._base_skip = skip
+        self._max_skip = max(skip, max_skip)
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._waited = False  # the open batch waited for a window
         self._misses = 0  # windows in a row that gathered a single request
         self._skip = 0  # requests still to answer without a window
+        self._next_skip = skip  # the skip after the next run of lone windows
 
     async def submit(self, request: Any) -> Any:
         loop = asyncio.get_running_loop()
@@ -126,12 +131,22 @@ class LoopBatcher:
             return 0.0
         return self._window_s
 
+    def _adapt(self, gathered: int) -> None:
+        """Follow the load with the adaptive window (class docstring)."""
+        if gathered > 1:  # concurrent callers: windows pay
+            self._misses, self._skip, self._next_skip = 0, 0, self._base_skip
+            return
+        if not self._waited:
+            return
+        self._misses += 1
+        if self._misses >= self._misses_allowed:
+            self._misses, self._skip = 0, self._next_skip
+            self._next_skip = min(2 * self._next_skip, self._max_skip)
+
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if self._waited and self._max_delay_s <= 0:
-            self._misses = self._misses + 1 if len(pending) == 1 else 0
-            if self._misses >= self._misses_allowed:
-                self._misses, self._skip = 0, self._skip_after_misses
+        if self._max_delay_s <= 0:
+            self._adapt(len(pending))
         try:
             results = self._answer([request for request, _ in pending])
         except Exception as error:  # answer() reports per request; this is a bug

@@ -179,23 +179,41 @@ def test_requests_reaching_the_loop_together_share_one_answer() -> None:
     assert calls == [[1], [2, 3, "bad"]]
 
 
-def test_the_window_closes_for_a_lone_caller_and_opens_again_to_probe() -> None:
-    window_s = 0.05
-    batcher = LoopBatcher(list, window_s=window_s, misses=2, skip=3)
+def _waits(batcher: LoopBatcher, submits: list[int]) -> list[float]:
+    """Seconds each submit took: one request at a time for a 1, k at once for a k."""
 
     async def main() -> list[float]:
         waits = []
-        for i in range(7):
+        for together in submits:
             t0 = time.perf_counter()
-            assert await batcher.submit(i) == i
+            answers = await asyncio.gather(*(batcher.submit(i) for i in range(together)))
+            assert answers == list(range(together))
             waits.append(time.perf_counter() - t0)
         return waits
 
-    waits = asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_the_window_closes_for_a_lone_caller_for_longer_each_time() -> None:
+    window_s = 0.05
+    batcher = LoopBatcher(list, window_s=window_s, misses=2, skip=3, max_skip=6)
+    waits = _waits(batcher, [1] * 21)
     waited = [w >= window_s * 0.9 for w in waits]
-    # Two windows that gathered only their own request, three answered at once, then
-    # a probe window again (whose miss closes it for the next three).
-    assert waited == [True, True, False, False, False, True, True], waits
+    lone, probe = [False], [True]
+    # Two windows that gathered only their own request, three answered at once, two
+    # probe windows (lone again), then six at once, twice over (six is max_skip).
+    expected = probe * 2 + lone * 3 + probe * 2 + lone * 6 + probe * 2 + lone * 6
+    assert waited == expected, waits
+
+
+def test_company_without_a_window_opens_it_again() -> None:
+    window_s = 0.05
+    batcher = LoopBatcher(list, window_s=window_s, misses=2, skip=100)
+    # Two lone windows close it; a pair arriving together while it is closed shows
+    # concurrent callers, so the next request waits for company again.
+    waits = _waits(batcher, [1, 1, 1, 2, 1])
+    waited = [w >= window_s * 0.9 for w in waits]
+    assert waited == [True, True, False, False, True], waits
 
 
 def test_text_queries_answered_together_get_what_each_gets_alone(
