@@ -291,7 +291,9 @@ def _assemble_on(
         return query_servicer.placement(request) if method == QUERY_METHOD else Placement.POOL
 
     batcher = LoopBatcher(
-        query_servicer.query_together, max_delay_s=settings.batching_max_delay_ms / 1000.0
+        query_servicer.query_together,
+        max_delay_s=settings.batching_max_delay_ms / 1000.0,
+        max_batch=settings.batching_max_batch,
     )
     interceptor = CallInterceptor(
         keys=keys,

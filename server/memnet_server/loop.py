@@ -78,9 +78,11 @@ class LoopBatcher:
     """Requests that reach the event loop together, answered by one call on the loop.
 
     The first request queued opens a window; every request queued before it closes
-    joins the batch, and ``answer`` runs on the loop for all of them. The window is
-    ``max_delay_s`` when that is set; otherwise it adapts to the load: ``window_s``
-    while windows keep gathering more than one request (concurrent callers). After
+    joins the batch, and ``answer`` runs on the loop for all of them (at once when
+    ``max_batch`` are queued). The window is ``max_delay_s`` when that is set;
+    otherwise it adapts to the load. An adaptive window stays open ``window_s`` after
+    the latest request that joined it (callers still arriving), ``max_window_s`` at
+    most from its first, while windows keep gathering more than one request. After
     ``misses`` windows in a row gathered only their own request (a lone caller), the
     next ``skip`` requests go without a window, then ``misses`` probe windows; each
     further run of lone probes doubles the skip, up to ``max_skip``. A lone caller
@@ -94,6 +96,8 @@ class LoopBatcher:
         *,
         max_delay_s: float = 0.0,
         window_s: float = 0.0015,
+        max_window_s: float = 0.005,
+        max_batch: int = 64,
         misses: int = 2,
         skip: int = 8,
         max_skip: int = 256,
@@ -101,6 +105,8 @@ class LoopBatcher:
         self._answer = answer
         self._max_delay_s = max_delay_s
         self._window_s = window_s
+        self._max_window_s = max(window_s, max_window_s)
+        self._max_batch = max_batch
         self._misses_allowed = misses
         self._base_skip = skip
         self._max_skip = max(skip, max_skip)
@@ -109,19 +115,39 @@ class LoopBatcher:
         self._misses = 0  # windows in a row that gathered a single request
         self._skip = 0  # requests still to answer without a window
         self._next_skip = skip  # the skip after the next run of lone windows
+        self._opened = 0.0  # loop time the open window opened
+        self._closes = 0.0  # loop time the open window closes (adaptive windows move it)
+        self._batch = 0  # number of the open batch: a timer of an earlier one is stale
 
     async def submit(self, request: Any) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((request, future))
-        if len(self._pending) == 1:
+        queued = len(self._pending)
+        if queued == 1:
             delay = self._window()
             self._waited = delay > 0
             if delay > 0:
-                loop.call_later(delay, self._flush)
+                self._opened = loop.time()
+                self._closes = self._opened + delay
+                loop.call_at(self._closes, self._close_window, self._batch)
             else:
                 loop.call_soon(self._flush)
+        elif queued >= self._max_batch:
+            loop.call_soon(self._close_window, self._batch, True)
+        elif self._waited and self._max_delay_s <= 0:  # callers still arriving
+            self._closes = min(self._opened + self._max_window_s, loop.time() + self._window_s)
         return await future
+
+    def _close_window(self, batch: int, full: bool = False) -> None:
+        """The open window's timer (or a full batch): flush, unless the window moved."""
+        if batch != self._batch or not self._pending:
+            return  # that batch was answered already
+        loop = asyncio.get_running_loop()
+        if not full and loop.time() < self._closes:
+            loop.call_at(self._closes, self._close_window, batch)
+            return
+        self._flush()
 
     def _window(self) -> float:
         if self._max_delay_s > 0:
@@ -145,6 +171,9 @@ class LoopBatcher:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
+        if not pending:  # a full batch flushed it already
+            return
+        self._batch += 1
         if self._max_delay_s <= 0:
             self._adapt(len(pending))
         try:

@@ -216,6 +216,45 @@ def test_company_without_a_window_opens_it_again() -> None:
     assert waited == [True, True, False, False, True], waits
 
 
+def test_an_adaptive_window_stays_open_while_callers_arrive_up_to_its_limit() -> None:
+    batches: list[list[int]] = []
+
+    def answer(requests: list[int]) -> list[int]:
+        batches.append(list(requests))
+        return requests
+
+    window_s, max_window_s = 0.1, 0.3
+    batcher = LoopBatcher(answer, window_s=window_s, max_window_s=max_window_s)
+    small = LoopBatcher(answer, window_s=window_s, max_batch=4)
+
+    async def arrivals(first: int, count: int, every_s: float) -> float:
+        """``count`` requests ``every_s`` apart; seconds until the last is answered."""
+        t0 = time.perf_counter()
+        calls = []
+        for i in range(count):
+            calls.append(asyncio.ensure_future(batcher.submit(first + i)))
+            await asyncio.sleep(every_s)
+        await asyncio.gather(*calls)
+        return time.perf_counter() - t0
+
+    async def main() -> tuple[float, float]:
+        # 3 arrivals 50 ms apart: each keeps the window open 100 ms more (one batch).
+        spaced = await arrivals(0, 3, 0.05)
+        # 8 arrivals 50 ms apart (350 ms): the window closes 300 ms after it opened.
+        await arrivals(10, 8, 0.05)
+        # 4 at once with max_batch 4: answered without waiting for the window.
+        t0 = time.perf_counter()
+        await asyncio.gather(*(small.submit(20 + i) for i in range(4)))
+        return spaced, time.perf_counter() - t0
+
+    spaced, full = asyncio.run(main())
+    assert batches[0] == [0, 1, 2], batches
+    assert spaced >= 0.1 + window_s * 0.9, spaced  # held past the first window
+    assert 5 <= len(batches[1]) <= 7 and batches[1][0] == 10, batches  # cut at 300 ms
+    assert [r for batch in batches[1:-1] for r in batch] == list(range(10, 18)), batches
+    assert batches[-1] == [20, 21, 22, 23] and full < window_s * 0.5, (batches, full)
+
+
 def test_text_queries_answered_together_get_what_each_gets_alone(
     start_server: StartServer,
 ) -> None:
