@@ -95,7 +95,7 @@ class LoopBatcher:
         answer: Answer,
         *,
         max_delay_s: float = 0.0,
-        window_s: float = 0.0015,
+        window_s: float = 0.001,
         max_window_s: float = 0.005,
         max_batch: int = 64,
         misses: int = 2,
