@@ -221,15 +221,18 @@ def search_params(
         hash(key)
     except TypeError:  # a metadata_filter dict, or a value that is refused below
         return dataclasses.replace(base, **knobs)
-    return _with_knobs(base, key)
+    return _with_knobs(params, key)  # None, not the default, as the key: cheaper to hash
 
 
 @lru_cache(maxsize=PARAMS_CACHE_SIZE)
-def _with_knobs(base: SearchParams, knobs: tuple[tuple[str, type, Any], ...]) -> SearchParams:
-    """``base`` with ``knobs`` applied, built and checked once per combination (the
-    result is frozen, so calls share it; a rejected combination raises each time)."""
+def _with_knobs(
+    params: SearchParams | None, knobs: tuple[tuple[str, type, Any], ...]
+) -> SearchParams:
+    """``params`` (None: the default) with ``knobs`` applied, built and checked once per
+    combination (the result is frozen, so calls share it; a rejected combination
+    raises each time)."""
     fields: dict[str, Any] = {name: value for name, _, value in knobs}
-    return dataclasses.replace(base, **fields)
+    return dataclasses.replace(params or DEFAULT_SEARCH_PARAMS, **fields)
 
 
 def write_options(options: WriteOptions | None, knobs: WriteKnobs) -> WriteOptions:
