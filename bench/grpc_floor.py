@@ -106,14 +106,9 @@ def _write_bank(directory: Path) -> list[bytes]:
     import rpc_cost as rc
     import service_driver as svc
 
-    from memnet.api.tensors import to_tensor
     from memnet.api.v1 import query_pb2
 
-    rng = np.random.default_rng(0)  # the draws of rpc_cost's vector bank, in its order
-    centres = rng.standard_normal((rc.VECTOR_M // 250, rc.VECTOR_D), dtype=np.float32)
-    keys = svc.clustered(rng, rc.VECTOR_M, rc.VECTOR_D, centres)
-    values = rng.standard_normal((rc.VECTOR_M, rc.VECTOR_D), dtype=np.float32)
-    queries = svc.clustered(rng, 2000, rc.VECTOR_D, centres)
+    keys, values, queries = svc.vector_bank_data(0, rc.VECTOR_M, rc.VECTOR_D)  # rpc_cost's
     index = faiss.IndexHNSWFlat(rc.VECTOR_D, svc.HNSW_M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = svc.EF_CONSTRUCTION
     index.hnsw.efSearch = svc.EF_SEARCH
@@ -122,16 +117,7 @@ def _write_bank(directory: Path) -> list[bytes]:
     faiss.omp_set_num_threads(1)
     faiss.write_index(index, str(directory / "hnsw.faiss"))
     np.save(directory / "values.npy", values)
-    return [
-        query_pb2.QueryRequest(
-            bank="bench",
-            query_vectors=to_tensor(queries[i : i + 1]),
-            k=K,
-            hops=1,
-            layout=query_pb2.RESULT_LAYOUT_ARRAYS,
-        ).SerializeToString()
-        for i in range(len(queries))
-    ]
+    return rc.vector_requests(queries, 1, layout=query_pb2.RESULT_LAYOUT_ARRAYS)
 
 
 def _method(name: str) -> str:

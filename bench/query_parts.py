@@ -33,8 +33,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import service_driver as svc
@@ -82,11 +80,7 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
-    rng = np.random.default_rng(a.seed)
-    centres = rng.standard_normal((M // 250, D), dtype=np.float32)
-    keys = svc.clustered(rng, M, D, centres)
-    values = rng.standard_normal((M, D), dtype=np.float32)
-    queries = svc.clustered(rng, 2000, D, centres)
+    keys, values, queries = svc.vector_bank_data(a.seed, M, D)
     root = Path(tempfile.mkdtemp(prefix="bench-query-parts-"))
     # No batcher: every part runs on the calling thread, whose CPU time is what is read.
     settings = ServerSettings(data_dir=root, batching_enabled=False)

@@ -198,30 +198,30 @@ def spread(values: list[float], fmt: str = "{:,.0f}") -> str:
     return f"{middle} [{low}–{high}]"
 
 
+def vector_requests(queries: np.ndarray, b: int, **fields: object) -> list[bytes]:
+    """Serialized QueryRequests to the vector bank ("bench"): ``b`` of the (Q, D)
+    ``queries`` each, k = K, 1 hop, plus ``fields``."""
+    return [
+        query_pb2.QueryRequest(
+            bank="bench",
+            query_vectors=to_tensor(queries[i : i + b]),
+            k=K,
+            hops=1,
+            **fields,  # type: ignore[arg-type]
+        ).SerializeToString()
+        for i in range(0, len(queries) - b + 1, b)
+    ]
+
+
 def vector_part(sides_spec: list[tuple[str, Path]], args: argparse.Namespace, root: Path) -> str:
-    rng = np.random.default_rng(args.seed)
-    centres = rng.standard_normal((VECTOR_M // 250, VECTOR_D), dtype=np.float32)
-    keys = svc.clustered(rng, VECTOR_M, VECTOR_D, centres)
-    values = rng.standard_normal((VECTOR_M, VECTOR_D), dtype=np.float32)
-    queries = svc.clustered(rng, 2000, VECTOR_D, centres)
+    keys, values, queries = svc.vector_bank_data(args.seed, VECTOR_M, VECTOR_D)
     data_dir = build_data(root, "vector", partial(_load, keys=keys, values=values))
     del keys, values
-
-    def requests(b: int, **fields: object) -> list[bytes]:
-        return [
-            query_pb2.QueryRequest(
-                bank="bench",
-                query_vectors=to_tensor(queries[i : i + b]),
-                k=K,
-                hops=1,
-                **fields,  # type: ignore[arg-type]
-            ).SerializeToString()
-            for i in range(0, len(queries) - b + 1, b)
-        ]
-
-    memories, arrays = requests(1), requests(1, layout=query_pb2.RESULT_LAYOUT_ARRAYS)
-    with_vectors = requests(1, include_vectors=True)
-    batch_arrays = requests(32, layout=query_pb2.RESULT_LAYOUT_ARRAYS)
+    arrays_layout = query_pb2.RESULT_LAYOUT_ARRAYS
+    memories = vector_requests(queries, 1)
+    arrays = vector_requests(queries, 1, layout=arrays_layout)
+    with_vectors = vector_requests(queries, 1, include_vectors=True)
+    batch_arrays = vector_requests(queries, 32, layout=arrays_layout)
     c, t = args.in_flight, args.duration_s
 
     def on(side: Side) -> svc.ServerProcess:

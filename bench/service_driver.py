@@ -59,6 +59,20 @@ def clustered(rng: np.random.Generator, n: int, d: int, centres: np.ndarray) -> 
     return out
 
 
+def vector_bank_data(
+    seed: int, m: int, d: int, n_queries: int = 2000
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query-path benchmarks' vector bank: (M, D) clustered keys (M / 250 centres),
+    (M, D) Gaussian values and (Q, D) queries from the same clusters, float32, drawn
+    in that order from ``seed`` (the same data in every benchmark that uses it)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((m // 250, d), dtype=np.float32)
+    keys = clustered(rng, m, d, centres)
+    values = rng.standard_normal((m, d), dtype=np.float32)
+    queries = clustered(rng, n_queries, d, centres)
+    return keys, values, queries
+
+
 async def _run_service(
     target: str, requests: list[bytes], workers: int, duration_s: float, method: str
 ) -> Stats:
